@@ -1,0 +1,68 @@
+//! Typed errors. Every error has a stable machine-readable [`Error::code`].
+
+use serde::{Deserialize, Serialize};
+
+/// Everything that can go wrong for one symbol or one call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The text is not a symbol quantdb understands.
+    #[error("invalid symbol {input:?}: {reason}")]
+    InvalidSymbol { input: String, reason: String },
+    /// Every configured upstream answered, and none knows this symbol.
+    #[error("symbol {symbol} is not known to any upstream ({providers})")]
+    NotFound { symbol: String, providers: String },
+    /// An upstream request did not answer in time.
+    #[error("{provider} did not answer within {timeout_ms} ms")]
+    Timeout { provider: String, timeout_ms: u64 },
+    /// An upstream answered with an error status or could not be reached.
+    #[error("{provider} request failed: {message}")]
+    Upstream { provider: String, message: String },
+    /// An upstream answered something that could not be parsed.
+    #[error("{provider} answered an unreadable body: {message}")]
+    Parse { provider: String, message: String },
+    /// The configuration given to the builder is not usable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The persistent tier failed (the client keeps working from memory).
+    #[error("cache storage error: {0}")]
+    Storage(String),
+}
+
+impl Error {
+    /// A stable code for programs: `invalid_symbol`, `not_found`, `timeout`, `upstream_error`,
+    /// `parse_error`, `config_error`, `storage_error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidSymbol { .. } => "invalid_symbol",
+            Error::NotFound { .. } => "not_found",
+            Error::Timeout { .. } => "timeout",
+            Error::Upstream { .. } => "upstream_error",
+            Error::Parse { .. } => "parse_error",
+            Error::Config(_) => "config_error",
+            Error::Storage(_) => "storage_error",
+        }
+    }
+}
+
+/// A per-symbol failure inside a batch, serialised as `{ "symbol", "error", "code" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SymbolError {
+    /// The symbol exactly as the caller wrote it.
+    pub symbol: String,
+    /// A human-readable message.
+    pub error: String,
+    /// The stable code from [`Error::code`].
+    pub code: String,
+}
+
+impl SymbolError {
+    pub fn new(symbol: impl Into<String>, err: &Error) -> Self {
+        SymbolError {
+            symbol: symbol.into(),
+            error: err.to_string(),
+            code: err.code().to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

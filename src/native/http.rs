@@ -1,0 +1,52 @@
+//! The native transport: reqwest with rustls.
+
+use std::time::Duration;
+
+use crate::platform::BoxFuture;
+use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError, MAX_BODY_BYTES};
+use crate::Error;
+
+/// Sends upstream requests with a pooled reqwest client.
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    pub fn new() -> Result<Self, Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("quantdb/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(ReqwestTransport { client })
+    }
+}
+
+fn failure(e: reqwest::Error) -> TransportError {
+    if e.is_timeout() {
+        TransportError::Timeout
+    } else {
+        TransportError::Failed(e.to_string())
+    }
+}
+
+impl Transport for ReqwestTransport {
+    fn get<'a>(&'a self, request: &'a HttpRequest, timeout: Duration) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
+        Box::pin(async move {
+            let mut builder = self.client.get(&request.url).timeout(timeout);
+            for (name, value) in &request.headers {
+                builder = builder.header(*name, value);
+            }
+            let mut response = builder.send().await.map_err(failure)?;
+            let status = response.status().as_u16();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(failure)? {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(TransportError::Failed(format!("answer larger than {MAX_BODY_BYTES} bytes")));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(HttpResponse { status, body })
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! The native backend: reqwest transport and the file cache.
+
+mod file_store;
+mod http;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use file_store::FileStore;
+pub use http::ReqwestTransport;
+
+use crate::error::Error;
+use crate::store::Store;
+use crate::transport::Transport;
+
+/// The default cache directory: the platform cache directory plus `quantdb`
+/// (`~/.cache/quantdb` on Linux).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("quantdb"))
+}
+
+pub(crate) fn default_transport() -> Result<Arc<dyn Transport>, Error> {
+    Ok(Arc::new(ReqwestTransport::new()?))
+}
+
+pub(crate) async fn open_store(cache_dir: Option<&Path>, _db_name: &str) -> Result<Arc<dyn Store>, Error> {
+    let dir = match cache_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => default_cache_dir().ok_or_else(|| Error::Storage("no cache directory on this platform".into()))?,
+    };
+    Ok(Arc::new(FileStore::open(dir)?))
+}

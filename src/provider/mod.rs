@@ -1,0 +1,163 @@
+//! The upstreams. Each is a pure request builder plus a parser: no I/O happens here.
+
+mod eastmoney;
+mod sina;
+mod tencent;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::quote::RawQuote;
+use crate::symbol::Symbol;
+use crate::transport::HttpRequest;
+
+/// A quote upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// `hq.sinajs.cn`: GBK text, about 800 codes a request, needs a Referer.
+    Sina,
+    /// `qt.gtimg.cn`: GBK text, 60 codes a request.
+    Tencent,
+    /// Eastmoney push2 `ulist.np`: JSON.
+    Eastmoney,
+}
+
+impl Provider {
+    /// Every provider, in the default order.
+    pub const ALL: [Provider; 3] = [Provider::Sina, Provider::Tencent, Provider::Eastmoney];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Sina => "sina",
+            Provider::Tencent => "tencent",
+            Provider::Eastmoney => "eastmoney",
+        }
+    }
+
+    /// The public base URL.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Provider::Sina => "http://hq.sinajs.cn",
+            Provider::Tencent => "http://qt.gtimg.cn",
+            Provider::Eastmoney => "https://push2.eastmoney.com",
+        }
+    }
+
+    /// The environment variable that overrides the base URL.
+    pub fn url_env_var(self) -> &'static str {
+        match self {
+            Provider::Sina => "QUANTDB_SINA_URL",
+            Provider::Tencent => "QUANTDB_TENCENT_URL",
+            Provider::Eastmoney => "QUANTDB_EASTMONEY_URL",
+        }
+    }
+
+    /// Codes per request.
+    pub fn default_chunk_size(self) -> usize {
+        match self {
+            Provider::Sina => 800,
+            Provider::Tencent => 60,
+            Provider::Eastmoney => 100,
+        }
+    }
+
+    /// The request for these symbols against `base_url` (no trailing slash needed).
+    pub fn request(self, base_url: &str, symbols: &[Symbol]) -> HttpRequest {
+        let base = base_url.trim_end_matches('/');
+        match self {
+            Provider::Sina => sina::request(base, symbols),
+            Provider::Tencent => tencent::request(base, symbols),
+            Provider::Eastmoney => eastmoney::request(base, symbols),
+        }
+    }
+
+    /// Parses an answer body. Unknown symbols are simply absent from the result; a body that
+    /// is not this upstream's format at all is an error.
+    pub fn parse(self, body: &[u8]) -> Result<Vec<RawQuote>, Error> {
+        match self {
+            Provider::Sina => sina::parse(body),
+            Provider::Tencent => tencent::parse(body),
+            Provider::Eastmoney => eastmoney::parse(body),
+        }
+        .map_err(|message| Error::Parse { provider: self.name().to_string(), message })
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sina" => Ok(Provider::Sina),
+            "tencent" => Ok(Provider::Tencent),
+            "eastmoney" => Ok(Provider::Eastmoney),
+            other => Err(Error::Config(format!(
+                "unknown provider {other:?}: use sina, tencent or eastmoney"
+            ))),
+        }
+    }
+}
+
+/// `sh600000,sz000001`
+fn joined_keys(symbols: &[Symbol]) -> String {
+    symbols.iter().map(Symbol::key).collect::<Vec<_>>().join(",")
+}
+
+/// A number, or `None` for empty, `-` and anything non-numeric or non-finite.
+fn num(field: &str) -> Option<f64> {
+    field.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// The `PREFIXkey="value"` statements of a Sina or Tencent body, in order.
+fn assignments<'a>(text: &'a str, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    text.split(prefix).skip(1).filter_map(|stmt| {
+        let (key, rest) = stmt.split_once('=')?;
+        let rest = rest.trim_start().strip_prefix('"')?;
+        let end = rest.find('"')?;
+        Some((key.trim(), &rest[..end]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_reject_missing_markers() {
+        assert_eq!(num("9.05"), Some(9.05));
+        assert_eq!(num(" 1 "), Some(1.0));
+        assert_eq!(num("-"), None);
+        assert_eq!(num(""), None);
+        assert_eq!(num("NaN"), None);
+        assert_eq!(num("inf"), None);
+    }
+
+    #[test]
+    fn statements_are_found_whatever_the_separators() {
+        let text = "var hq_str_sh600000=\"a,b\";\nvar hq_str_sz000001=\"\";var hq_str_bad";
+        let got: Vec<_> = assignments(text, "var hq_str_").collect();
+        assert_eq!(got, vec![("sh600000", "a,b"), ("sz000001", "")]);
+    }
+
+    #[test]
+    fn provider_names_parse() {
+        assert_eq!("Sina".parse::<Provider>().unwrap(), Provider::Sina);
+        assert!("yahoo".parse::<Provider>().unwrap_err().to_string().contains("yahoo"));
+    }
+
+    #[test]
+    fn base_urls_tolerate_a_trailing_slash() {
+        let s = [Symbol::parse("600000").unwrap()];
+        assert_eq!(Provider::Sina.request("http://x/", &s).url, "http://x/list=sh600000");
+        assert_eq!(Provider::Tencent.request("http://x", &s).url, "http://x/q=sh600000");
+    }
+}

@@ -1,0 +1,115 @@
+//! Sina `hq.sinajs.cn`: `var hq_str_sh600000="name,open,prev_close,price,high,low,...";` in GBK.
+
+use chrono::{NaiveDate, NaiveTime};
+use encoding_rs::GBK;
+
+use super::{assignments, joined_keys, num};
+use crate::quote::RawQuote;
+use crate::symbol::Symbol;
+use crate::transport::HttpRequest;
+
+/// Sina refuses requests without this Referer (403 or an empty body).
+pub const REFERER: &str = "https://finance.sina.com.cn/";
+
+pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
+    HttpRequest {
+        url: format!("{base}/list={}", joined_keys(symbols)),
+        headers: vec![("Referer", REFERER.to_string())],
+    }
+}
+
+pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
+    let (text, _, _) = GBK.decode(body);
+    let mut seen = false;
+    let mut quotes = Vec::new();
+    for (key, value) in assignments(&text, "var hq_str_") {
+        seen = true;
+        if let Some(q) = record(key, value) {
+            quotes.push(q);
+        }
+    }
+    if !seen {
+        return Err(format!("no hq_str_ lines in a {}-byte answer", body.len()));
+    }
+    Ok(quotes)
+}
+
+/// One record; `None` for an unknown code (empty value) or a record too short to read.
+fn record(key: &str, value: &str) -> Option<RawQuote> {
+    let f: Vec<&str> = value.split(',').collect();
+    if f.len() < 32 {
+        return None;
+    }
+    let date = NaiveDate::parse_from_str(f[30].trim(), "%Y-%m-%d").ok();
+    let time = NaiveTime::parse_from_str(f[31].trim(), "%H:%M:%S").ok();
+    Some(RawQuote {
+        symbol: Some(Symbol::from_key(key)?),
+        name: f[0].to_string(),
+        open: num(f[1]),
+        prev_close: num(f[2]),
+        price: num(f[3]),
+        high: num(f[4]),
+        low: num(f[5]),
+        volume: num(f[8]).map(|v| v.max(0.0) as u64),
+        amount: num(f[9]),
+        time: date.zip(time).map(|(d, t)| d.and_time(t)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "var hq_str_sh600000=\"浦发银行,9.090,9.110,9.050,9.150,9.030,9.040,9.050,51270289,465159863.000,375500,9.040,709400,9.030,452100,9.020,714700,9.010,862200,9.000,436555,9.050,284000,9.060,220600,9.070,110065,9.080,351295,9.090,2026-08-21,15:34:58,00,D|36500|330325.00\";\n";
+
+    fn gbk(s: &str) -> Vec<u8> {
+        GBK.encode(s).0.into_owned()
+    }
+
+    #[test]
+    fn parses_the_published_sample_in_gbk() {
+        let quotes = parse(&gbk(SAMPLE)).unwrap();
+        assert_eq!(quotes.len(), 1);
+        let q = &quotes[0];
+        assert_eq!(q.symbol.unwrap().key(), "sh600000");
+        assert_eq!(q.name, "浦发银行");
+        assert_eq!(q.open, Some(9.09));
+        assert_eq!(q.prev_close, Some(9.11));
+        assert_eq!(q.price, Some(9.05));
+        assert_eq!(q.high, Some(9.15));
+        assert_eq!(q.low, Some(9.03));
+        assert_eq!(q.volume, Some(51270289));
+        assert_eq!(q.amount, Some(465159863.0));
+        assert_eq!(q.time.unwrap().to_string(), "2026-08-21 15:34:58");
+    }
+
+    #[test]
+    fn unknown_codes_and_short_records_are_absent() {
+        let body = gbk("var hq_str_sh603999=\"\";\nvar hq_str_sz000001=\"平安银行,1,2\";\n");
+        assert_eq!(parse(&body).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn multiple_lines_and_unknown_prefixes() {
+        let body = format!("{SAMPLE}var hq_str_hk00700=\"x\";\n{}", SAMPLE.replace("sh600000", "sz000001"));
+        let keys: Vec<_> = parse(&gbk(&body)).unwrap().iter().map(|q| q.symbol.unwrap().key()).collect();
+        assert_eq!(keys, ["sh600000", "sz000001"]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse(b"<html>forbidden</html>").is_err());
+        assert!(parse(b"").is_err());
+        assert!(parse(&[0xff, 0xfe, 0x80, 0x00]).is_err());
+        // Truncated mid-record: the partial line is dropped, nothing panics.
+        let cut = &gbk(SAMPLE)[..40];
+        assert!(parse(cut).map(|v| v.is_empty()).unwrap_or(true));
+    }
+
+    #[test]
+    fn request_carries_the_referer() {
+        let r = request("http://hq.sinajs.cn", &[Symbol::parse("600000").unwrap(), Symbol::parse("000001").unwrap()]);
+        assert_eq!(r.url, "http://hq.sinajs.cn/list=sh600000,sz000001");
+        assert_eq!(r.headers, vec![("Referer", REFERER.to_string())]);
+    }
+}

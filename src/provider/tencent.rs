@@ -1,0 +1,116 @@
+//! Tencent `qt.gtimg.cn`: `v_sh600000="1~name~600000~price~prev_close~open~volume(lots)~...";`
+//! in GBK. Volumes are in lots of 100 shares, field 37 is in 10,000 yuan.
+
+use chrono::NaiveDateTime;
+use encoding_rs::GBK;
+
+use super::{assignments, joined_keys, num};
+use crate::quote::RawQuote;
+use crate::symbol::Symbol;
+use crate::transport::HttpRequest;
+
+pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
+    HttpRequest {
+        url: format!("{base}/q={}", joined_keys(symbols)),
+        headers: Vec::new(),
+    }
+}
+
+pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
+    let (text, _, _) = GBK.decode(body);
+    let mut seen = false;
+    let mut quotes = Vec::new();
+    for (key, value) in assignments(&text, "v_") {
+        seen = true; // includes `v_pv_none_match="1"`, the answer for unknown codes
+        if let Some(q) = record(key, value) {
+            quotes.push(q);
+        }
+    }
+    if !seen {
+        return Err(format!("no v_ records in a {}-byte answer", body.len()));
+    }
+    Ok(quotes)
+}
+
+fn record(key: &str, value: &str) -> Option<RawQuote> {
+    let f: Vec<&str> = value.split('~').collect();
+    if f.len() < 35 {
+        return None;
+    }
+    let symbol = Symbol::from_key(key)?;
+    let lots = |i: usize| f.get(i).and_then(|v| num(v)).map(|v| (v.max(0.0) * 100.0).round() as u64);
+    // Field 35 is `price/volume/amount` with the amount in yuan; field 37 is in 10,000 yuan.
+    let amount = f
+        .get(35)
+        .and_then(|v| v.split('/').nth(2))
+        .and_then(num)
+        .or_else(|| f.get(37).and_then(|v| num(v)).map(|v| v * 10_000.0));
+    Some(RawQuote {
+        symbol: Some(symbol),
+        name: f[1].to_string(),
+        price: num(f[3]),
+        prev_close: num(f[4]),
+        open: num(f[5]),
+        volume: lots(6).or_else(|| lots(36)),
+        high: num(f[33]),
+        low: num(f[34]),
+        amount,
+        time: NaiveDateTime::parse_from_str(f[30].trim(), "%Y%m%d%H%M%S").ok(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "v_sh600000=\"1~浦发银行~600000~9.00~8.89~8.85~544687~323481~221557~9.00~1384~8.99~2223~8.98~911~8.97~602~8.96~374~9.01~655~9.02~17648~9.03~10161~9.04~6039~9.05~10338~~20260708161454~0.11~1.24~9.03~8.79~~\";";
+
+    fn gbk(s: &str) -> Vec<u8> {
+        GBK.encode(s).0.into_owned()
+    }
+
+    #[test]
+    fn parses_the_published_short_sample() {
+        let q = &parse(&gbk(SAMPLE)).unwrap()[0];
+        assert_eq!(q.symbol.unwrap().key(), "sh600000");
+        assert_eq!(q.name, "浦发银行");
+        assert_eq!(q.price, Some(9.00));
+        assert_eq!(q.prev_close, Some(8.89));
+        assert_eq!(q.open, Some(8.85));
+        assert_eq!(q.volume, Some(54_468_700)); // 544,687 lots
+        assert_eq!(q.high, Some(9.03));
+        assert_eq!(q.low, Some(8.79));
+        assert_eq!(q.amount, None); // the sample is cut before the amount fields
+        assert_eq!(q.time.unwrap().to_string(), "2026-07-08 16:14:54");
+    }
+
+    #[test]
+    fn long_records_convert_lots_and_ten_thousands() {
+        let mut fields: Vec<String> = SAMPLE.trim_end_matches("\";").split('~').map(String::from).collect();
+        fields.truncate(35);
+        fields.push("9.00/544687/".into()); // 35 with no amount: fall back to field 37
+        fields.push("544687".into()); // 36
+        fields.push("48894.7253".into()); // 37, 10,000 yuan
+        fields.extend((38..88).map(|i| i.to_string()));
+        let q = &parse(&gbk(&(fields.join("~") + "\";"))).unwrap()[0];
+        assert_eq!(q.amount, Some(488_947_253.0));
+        fields[35] = "9.00/544687/488947253".into();
+        let q = &parse(&gbk(&(fields.join("~") + "\";"))).unwrap()[0];
+        assert_eq!(q.amount, Some(488_947_253.0));
+    }
+
+    #[test]
+    fn unknown_codes_answer_none_match() {
+        assert_eq!(parse(b"v_pv_none_match=\"1\";\n").unwrap(), vec![]);
+        let body = gbk(&format!("{SAMPLE}\nv_pv_none_match=\"1\";\n"));
+        assert_eq!(parse(&body).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn garbage_and_dashes() {
+        assert!(parse(b"").is_err());
+        assert!(parse(b"<html>").is_err());
+        let dashed = SAMPLE.replace("~9.00~8.89~", "~-~8.89~");
+        assert_eq!(parse(&gbk(&dashed)).unwrap()[0].price, None);
+    }
+}

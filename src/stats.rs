@@ -1,0 +1,69 @@
+//! Cache statistics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::MarketPhase;
+
+/// Counters kept by the engine since it was built.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub memory_hits: AtomicU64,
+    pub persistent_hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub upstream_requests: AtomicU64,
+    pub upstream_failures: AtomicU64,
+    pub symbols_fetched: AtomicU64,
+    pub coalesced_waits: AtomicU64,
+    pub errors: AtomicU64,
+    pub corrupt_entries: AtomicU64,
+    pub store_errors: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A snapshot of the cache's statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheStats {
+    /// Symbols answered from the memory tier.
+    pub memory_hits: u64,
+    /// Symbols answered from the persistent tier (then promoted to memory).
+    pub persistent_hits: u64,
+    /// Symbols that needed the network (forced refreshes included).
+    pub misses: u64,
+    /// `(memory_hits + persistent_hits) / (hits + misses)`, 0 before any lookup.
+    pub hit_rate: f64,
+    /// HTTP requests sent upstream.
+    pub upstream_requests: u64,
+    /// Of those, the ones that failed (error status, timeout, unreadable body).
+    pub upstream_failures: u64,
+    /// Symbols asked of upstreams, summed over requests.
+    pub symbols_fetched: u64,
+    /// Symbol lookups that joined another caller's in-flight request instead of sending one.
+    pub coalesced_waits: u64,
+    /// Per-symbol errors returned to callers.
+    pub errors: u64,
+    /// Persistent entries that could not be read (counted as misses).
+    pub corrupt_entries: u64,
+    /// Persistent tier operations that failed.
+    pub store_errors: u64,
+    pub memory_entries: usize,
+    pub memory_capacity: usize,
+    /// `null` when the persistent tier is off.
+    pub persistent_entries: Option<usize>,
+    pub persistent_enabled: bool,
+    /// The TTL a quote fetched now would get, in seconds.
+    pub ttl_seconds: u64,
+    pub market_phase: MarketPhase,
+    /// Whether the holiday calendar covers today (outside it, weekdays count as open).
+    pub calendar_covers_today: bool,
+}

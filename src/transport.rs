@@ -1,0 +1,54 @@
+//! The transport the engine sends upstream requests through, and the clock it reads.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::platform::{BoxFuture, MaybeSendSync};
+
+/// A GET request to an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// An upstream's answer: its status and raw body bytes (decoding happens in the core).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// No complete answer within the timeout (the request is abandoned).
+    Timeout,
+    /// Connection refused, DNS failure, reset, body too large, ...
+    Failed(String),
+}
+
+/// Sends GET requests. Natively this is reqwest; in the browser, fetch.
+pub trait Transport: MaybeSendSync {
+    /// Sends `request`; gives up with [`TransportError::Timeout`] after `timeout`.
+    fn get<'a>(&'a self, request: &'a HttpRequest, timeout: Duration) -> BoxFuture<'a, Result<HttpResponse, TransportError>>;
+}
+
+/// The largest answer body accepted from an upstream.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where the engine gets the time. Tests inject their own.
+pub trait Clock: MaybeSendSync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock (UTC; the exchange time zone is applied by the calendar).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
