@@ -231,11 +231,15 @@ impl TtlPolicy {
     pub fn expiry(&self, calendar: &MarketCalendar, fetched: DateTime<Utc>) -> DateTime<Utc> {
         let phase = calendar.phase(fetched);
         let next_open = calendar.next_session_start(fetched);
-        let ttl = if phase.in_session() { self.trading } else { self.closed };
+        let ttl = if phase.in_session() {
+            self.trading
+        } else {
+            self.closed
+        };
         let by_ttl = fetched + chrono::Duration::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX);
-        let settled = calendar
-            .last_session_end(fetched)
-            .is_some_and(|end| fetched - end >= chrono::Duration::from_std(SETTLE_DELAY).unwrap_or_default());
+        let settled = calendar.last_session_end(fetched).is_some_and(|end| {
+            fetched - end >= chrono::Duration::from_std(SETTLE_DELAY).unwrap_or_default()
+        });
         match (self.mode, next_open) {
             (TtlMode::UntilNextOpen, Some(open)) if !phase.in_session() && settled => open,
             (_, Some(open)) => by_ttl.min(open),
@@ -244,7 +248,12 @@ impl TtlPolicy {
     }
 
     /// Whether a quote fetched at `fetched` is still fresh at `now`.
-    pub fn is_fresh(&self, calendar: &MarketCalendar, fetched: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    pub fn is_fresh(
+        &self,
+        calendar: &MarketCalendar,
+        fetched: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
         let skew = chrono::Duration::from_std(FUTURE_TOLERANCE).unwrap_or_default();
         fetched <= now + skew && now < self.expiry(calendar, fetched)
     }
@@ -308,8 +317,19 @@ mod tests {
         let cal = MarketCalendar::default();
         assert_eq!(cal.phase(at(2026, 11, 28, 10, 0, 0)), MarketPhase::Closed); // Saturday
         assert_eq!(cal.phase(at(2026, 11, 29, 10, 0, 0)), MarketPhase::Closed); // Sunday
-        for (y, m, d) in [(2024, 2, 9), (2025, 1, 28), (2025, 10, 8), (2026, 2, 23), (2026, 9, 25), (2026, 10, 7)] {
-            assert_eq!(cal.phase(at(y, m, d, 10, 0, 0)), MarketPhase::Closed, "{y}-{m}-{d}");
+        for (y, m, d) in [
+            (2024, 2, 9),
+            (2025, 1, 28),
+            (2025, 10, 8),
+            (2026, 2, 23),
+            (2026, 9, 25),
+            (2026, 10, 7),
+        ] {
+            assert_eq!(
+                cal.phase(at(y, m, d, 10, 0, 0)),
+                MarketPhase::Closed,
+                "{y}-{m}-{d}"
+            );
         }
         // The Saturday make-up working day before National Day 2026 is still closed.
         assert_eq!(cal.phase(at(2026, 10, 10, 10, 0, 0)), MarketPhase::Closed);
@@ -330,11 +350,23 @@ mod tests {
     #[test]
     fn next_session_start_skips_lunch_weekends_and_holidays() {
         let cal = MarketCalendar::default();
-        assert_eq!(cal.next_session_start(at(2026, 11, 30, 11, 45, 0)), Some(at(2026, 11, 30, 13, 0, 0)));
-        assert_eq!(cal.next_session_start(at(2026, 11, 30, 9, 15, 0)), Some(at(2026, 11, 30, 13, 0, 0)));
-        assert_eq!(cal.next_session_start(at(2026, 11, 27, 16, 0, 0)), Some(at(2026, 11, 30, 9, 15, 0)));
+        assert_eq!(
+            cal.next_session_start(at(2026, 11, 30, 11, 45, 0)),
+            Some(at(2026, 11, 30, 13, 0, 0))
+        );
+        assert_eq!(
+            cal.next_session_start(at(2026, 11, 30, 9, 15, 0)),
+            Some(at(2026, 11, 30, 13, 0, 0))
+        );
+        assert_eq!(
+            cal.next_session_start(at(2026, 11, 27, 16, 0, 0)),
+            Some(at(2026, 11, 30, 9, 15, 0))
+        );
         // Friday 2026-09-25 is a holiday, so Thursday evening waits until Monday the 28th.
-        assert_eq!(cal.next_session_start(at(2026, 9, 24, 15, 30, 0)), Some(at(2026, 9, 28, 9, 15, 0)));
+        assert_eq!(
+            cal.next_session_start(at(2026, 9, 24, 15, 30, 0)),
+            Some(at(2026, 9, 28, 9, 15, 0))
+        );
     }
 
     #[test]
@@ -357,7 +389,10 @@ mod tests {
     #[test]
     fn until_next_open_keeps_settled_quotes() {
         let cal = MarketCalendar::default();
-        let p = TtlPolicy { mode: TtlMode::UntilNextOpen, ..TtlPolicy::default() };
+        let p = TtlPolicy {
+            mode: TtlMode::UntilNextOpen,
+            ..TtlPolicy::default()
+        };
         // Friday after the settle delay: fresh until Monday 09:15.
         let fetched = at(2026, 11, 27, 15, 5, 0);
         assert_eq!(p.expiry(&cal, fetched), at(2026, 11, 30, 9, 15, 0));
@@ -368,7 +403,10 @@ mod tests {
         // During the session nothing changes.
         assert_eq!(p.ttl_at(&cal, at(2026, 11, 27, 10, 0, 0)), 30);
         // Lunch, once settled, lasts until 13:00.
-        assert_eq!(p.expiry(&cal, at(2026, 11, 27, 11, 40, 0)), at(2026, 11, 27, 13, 0, 0));
+        assert_eq!(
+            p.expiry(&cal, at(2026, 11, 27, 11, 40, 0)),
+            at(2026, 11, 27, 13, 0, 0)
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub struct FetchOptions {
 impl FetchOptions {
     /// Options with `force_refresh` set.
     pub fn refresh() -> Self {
-        FetchOptions { force_refresh: true }
+        FetchOptions {
+            force_refresh: true,
+        }
     }
 }
 
@@ -98,13 +100,22 @@ impl QuantDb {
 
     /// One quote.
     pub async fn get_realtime_data(&self, symbol: &str) -> Result<Quote, Error> {
-        self.get_realtime_data_with(symbol, FetchOptions::default()).await
+        self.get_realtime_data_with(symbol, FetchOptions::default())
+            .await
     }
 
     /// One quote, with options.
-    pub async fn get_realtime_data_with(&self, symbol: &str, options: FetchOptions) -> Result<Quote, Error> {
+    pub async fn get_realtime_data_with(
+        &self,
+        symbol: &str,
+        options: FetchOptions,
+    ) -> Result<Quote, Error> {
         let answer = match Symbol::parse(symbol) {
-            Ok(s) => self.resolve(&[s], options).await.remove(&s).unwrap_or_else(|| Err(lost(s))),
+            Ok(s) => self
+                .resolve(&[s], options)
+                .await
+                .remove(&s)
+                .unwrap_or_else(|| Err(lost(s))),
             Err(e) => Err(e),
         };
         if answer.is_err() {
@@ -117,11 +128,16 @@ impl QuantDb {
     /// are the same symbol). A bad or unknown symbol gets an error entry; the others are
     /// unaffected.
     pub async fn get_realtime_data_batch<S: AsRef<str>>(&self, symbols: &[S]) -> Vec<BatchEntry> {
-        self.get_realtime_data_batch_with(symbols, FetchOptions::default()).await
+        self.get_realtime_data_batch_with(symbols, FetchOptions::default())
+            .await
     }
 
     /// The batch call, with options.
-    pub async fn get_realtime_data_batch_with<S: AsRef<str>>(&self, symbols: &[S], options: FetchOptions) -> Vec<BatchEntry> {
+    pub async fn get_realtime_data_batch_with<S: AsRef<str>>(
+        &self,
+        symbols: &[S],
+        options: FetchOptions,
+    ) -> Vec<BatchEntry> {
         let mut seen = HashSet::new();
         let mut wanted: Vec<(String, Result<Symbol, Error>)> = Vec::new();
         for input in symbols {
@@ -135,7 +151,10 @@ impl QuantDb {
                 wanted.push((input.to_string(), parsed));
             }
         }
-        let valid: Vec<Symbol> = wanted.iter().filter_map(|(_, p)| p.as_ref().ok().copied()).collect();
+        let valid: Vec<Symbol> = wanted
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok().copied())
+            .collect();
         let mut answers = self.resolve(&valid, options).await;
         let entries: Vec<BatchEntry> = wanted
             .into_iter()
@@ -156,14 +175,21 @@ impl QuantDb {
         let inner = &self.inner;
         let c = &inner.counters;
         let now = inner.clock.now();
-        let (memory_hits, persistent_hits, misses) =
-            (Counters::get(&c.memory_hits), Counters::get(&c.persistent_hits), Counters::get(&c.misses));
+        let (memory_hits, persistent_hits, misses) = (
+            Counters::get(&c.memory_hits),
+            Counters::get(&c.persistent_hits),
+            Counters::get(&c.misses),
+        );
         let lookups = memory_hits + persistent_hits + misses;
         CacheStats {
             memory_hits,
             persistent_hits,
             misses,
-            hit_rate: if lookups == 0 { 0.0 } else { (memory_hits + persistent_hits) as f64 / lookups as f64 },
+            hit_rate: if lookups == 0 {
+                0.0
+            } else {
+                (memory_hits + persistent_hits) as f64 / lookups as f64
+            },
             upstream_requests: Counters::get(&c.upstream_requests),
             upstream_failures: Counters::get(&c.upstream_failures),
             symbols_fetched: Counters::get(&c.symbols_fetched),
@@ -177,9 +203,10 @@ impl QuantDb {
             persistent_enabled: inner.store.is_some(),
             ttl_seconds: inner.policy.ttl_at(&inner.calendar, now),
             market_phase: inner.calendar.phase(now),
-            calendar_covers_today: inner
-                .calendar
-                .covers(now.with_timezone(&crate::calendar::exchange_tz()).date_naive()),
+            calendar_covers_today: inner.calendar.covers(
+                now.with_timezone(&crate::calendar::exchange_tz())
+                    .date_naive(),
+            ),
         }
     }
 
@@ -232,16 +259,23 @@ impl QuantDb {
             pending = self.load_persistent(pending, &mut out).await;
         }
         if !pending.is_empty() {
-            self.fetch_coalesced(pending, options.force_refresh, &mut out).await;
+            self.fetch_coalesced(pending, options.force_refresh, &mut out)
+                .await;
         }
         out
     }
 
     /// Answers what it can from the persistent tier (promoting hits to memory); returns the
     /// symbols still missing.
-    async fn load_persistent(&self, pending: Vec<Symbol>, out: &mut HashMap<Symbol, Answer>) -> Vec<Symbol> {
+    async fn load_persistent(
+        &self,
+        pending: Vec<Symbol>,
+        out: &mut HashMap<Symbol, Answer>,
+    ) -> Vec<Symbol> {
         let inner = &self.inner;
-        let Some(store) = &inner.store else { return pending };
+        let Some(store) = &inner.store else {
+            return pending;
+        };
         let slots = match store.load(&pending).await {
             Ok(slots) => slots,
             Err(e) => {
@@ -276,7 +310,12 @@ impl QuantDb {
     }
 
     /// Fetches upstream, sharing in-flight requests with concurrent callers.
-    async fn fetch_coalesced(&self, mut todo: Vec<Symbol>, force: bool, out: &mut HashMap<Symbol, Answer>) {
+    async fn fetch_coalesced(
+        &self,
+        mut todo: Vec<Symbol>,
+        force: bool,
+        out: &mut HashMap<Symbol, Answer>,
+    ) {
         // A waiter whose fetching caller was cancelled tries again, as the fetcher this time.
         for _ in 0..3 {
             if todo.is_empty() {
@@ -284,9 +323,15 @@ impl QuantDb {
             }
             let (owned, waits) = self.claim(&todo, force, out);
             if !owned.is_empty() {
-                let flight = Flight { inner: &self.inner, symbols: owned };
+                let flight = Flight {
+                    inner: &self.inner,
+                    symbols: owned,
+                };
                 let answers = self.fetch_upstream(&flight.symbols).await;
-                let fresh: Vec<Quote> = answers.values().filter_map(|a| a.as_ref().ok().cloned()).collect();
+                let fresh: Vec<Quote> = answers
+                    .values()
+                    .filter_map(|a| a.as_ref().ok().cloned())
+                    .collect();
                 flight.complete(answers, out);
                 self.save_persistent(&fresh).await;
             }
@@ -329,7 +374,10 @@ impl QuantDb {
             // A fetch may have finished since the memory lookup: fetchers fill memory before
             // leaving the in-flight table, so checking here under the lock closes that gap.
             if !force {
-                if let Some(q) = lock(&inner.memory).get(s).filter(|q| inner.is_fresh(q, now)) {
+                if let Some(q) = lock(&inner.memory)
+                    .get(s)
+                    .filter(|q| inner.is_fresh(q, now))
+                {
                     out.insert(*s, Ok(q.clone().served_from(CacheSource::Memory)));
                     late_hits += 1;
                     continue;
@@ -350,7 +398,7 @@ impl QuantDb {
     async fn fetch_upstream(&self, symbols: &[Symbol]) -> HashMap<Symbol, Answer> {
         let mut out = HashMap::with_capacity(symbols.len());
         let mut pending = symbols.to_vec();
-        let mut errors: HashMap<Symbol, Error> = HashMap::new();
+        let mut errors: HashMap<Symbol, Vec<Error>> = HashMap::new();
         let mut answered_without: HashSet<Symbol> = HashSet::new();
         for up in &self.inner.upstreams {
             if pending.is_empty() {
@@ -362,8 +410,10 @@ impl QuantDb {
             for (chunk, result) in chunks.into_iter().zip(results) {
                 match result {
                     Ok(quotes) => {
-                        let mut by_symbol: HashMap<Symbol, Quote> =
-                            quotes.into_iter().filter_map(|q| Some((q.key()?, q))).collect();
+                        let mut by_symbol: HashMap<Symbol, Quote> = quotes
+                            .into_iter()
+                            .filter_map(|q| Some((q.key()?, q)))
+                            .collect();
                         for s in chunk {
                             match by_symbol.remove(s) {
                                 Some(q) => {
@@ -378,7 +428,7 @@ impl QuantDb {
                     }
                     Err(e) => {
                         for s in chunk {
-                            errors.insert(*s, e.clone());
+                            errors.entry(*s).or_default().push(e.clone());
                             next.push(*s);
                         }
                     }
@@ -386,11 +436,23 @@ impl QuantDb {
             }
             pending = next;
         }
-        let tried = self.inner.upstreams.iter().map(|u| u.provider.name()).collect::<Vec<_>>().join(", ");
+        let tried = self
+            .inner
+            .upstreams
+            .iter()
+            .map(|u| u.provider.name())
+            .collect::<Vec<_>>()
+            .join(", ");
         for s in pending {
             let err = match errors.remove(&s) {
-                Some(e) if !answered_without.contains(&s) => e,
-                _ => Error::NotFound { symbol: s.to_string(), providers: tried.clone() },
+                Some(mut attempts) if !answered_without.contains(&s) => match attempts.len() {
+                    1 => attempts.remove(0),
+                    _ => Error::Unavailable { attempts },
+                },
+                _ => Error::NotFound {
+                    symbol: s.to_string(),
+                    providers: tried.clone(),
+                },
             };
             out.insert(s, Err(err));
         }
@@ -410,10 +472,14 @@ impl QuantDb {
         let provider = up.provider.name().to_string();
         let body = match inner.transport.get(&request, inner.timeout).await {
             Ok(resp) if resp.status == 200 => up.provider.parse(&resp.body),
-            Ok(resp) => Err(Error::Upstream { provider, message: format!("HTTP {}", resp.status) }),
-            Err(TransportError::Timeout) => {
-                Err(Error::Timeout { provider, timeout_ms: inner.timeout.as_millis() as u64 })
-            }
+            Ok(resp) => Err(Error::Upstream {
+                provider,
+                message: format!("HTTP {}", resp.status),
+            }),
+            Err(TransportError::Timeout) => Err(Error::Timeout {
+                provider,
+                timeout_ms: inner.timeout.as_millis() as u64,
+            }),
             Err(TransportError::Failed(message)) => Err(Error::Upstream { provider, message }),
         };
         let raws = body.inspect_err(|e| {
@@ -422,11 +488,16 @@ impl QuantDb {
         })?;
         let fetched_at = inner.clock.now();
         let phase = inner.calendar.phase(fetched_at);
-        Ok(raws.into_iter().filter_map(|r| r.into_quote(up.provider, fetched_at, phase)).collect())
+        Ok(raws
+            .into_iter()
+            .filter_map(|r| r.into_quote(up.provider, fetched_at, phase))
+            .collect())
     }
 
     async fn save_persistent(&self, quotes: &[Quote]) {
-        let Some(store) = &self.inner.store else { return };
+        let Some(store) = &self.inner.store else {
+            return;
+        };
         if quotes.is_empty() {
             return;
         }
@@ -445,7 +516,10 @@ impl Inner {
 
 /// The error for a symbol whose answer went missing (a cancelled in-flight fetch, thrice).
 fn lost(s: Symbol) -> Error {
-    Error::Upstream { provider: "quantdb".into(), message: format!("the in-flight request for {s} was cancelled") }
+    Error::Upstream {
+        provider: "quantdb".into(),
+        message: format!("the in-flight request for {s} was cancelled"),
+    }
 }
 
 /// Symbols this caller is fetching. Dropping it unfinished (the caller's future was
@@ -459,12 +533,11 @@ impl Flight<'_> {
     /// Fills memory, then hands each answer to the waiters and leaves the in-flight table.
     fn complete(mut self, mut answers: HashMap<Symbol, Answer>, out: &mut HashMap<Symbol, Answer>) {
         {
+            // In request order, so that a batch larger than memory keeps its last symbols.
             let mut memory = lock(&self.inner.memory);
-            for answer in answers.values() {
-                if let Ok(q) = answer {
-                    if let Some(s) = q.key() {
-                        memory.put(s, q.clone());
-                    }
+            for s in &self.symbols {
+                if let Some(Ok(q)) = answers.get(s) {
+                    memory.put(*s, q.clone());
                 }
             }
         }
@@ -650,7 +723,9 @@ impl QuantDbBuilder {
         let memory = NonZeroUsize::new(self.memory_capacity)
             .ok_or_else(|| Error::Config("memory_capacity must be at least 1".into()))?;
         if self.max_concurrent_requests == 0 {
-            return Err(Error::Config("max_concurrent_requests must be at least 1".into()));
+            return Err(Error::Config(
+                "max_concurrent_requests must be at least 1".into(),
+            ));
         }
         if self.timeout.is_zero() {
             return Err(Error::Config("timeout must be more than zero".into()));
@@ -661,22 +736,40 @@ impl QuantDbBuilder {
         let mut upstreams: Vec<Upstream> = Vec::new();
         for provider in self.providers.iter().copied() {
             if upstreams.iter().any(|u| u.provider == provider) {
-                return Err(Error::Config(format!("provider {provider} is listed twice")));
+                return Err(Error::Config(format!(
+                    "provider {provider} is listed twice"
+                )));
             }
             let base_url = self
                 .base_urls
                 .get(&provider)
                 .cloned()
-                .or_else(|| std::env::var(provider.url_env_var()).ok().filter(|v| !v.trim().is_empty()))
+                .or_else(|| {
+                    std::env::var(provider.url_env_var())
+                        .ok()
+                        .filter(|v| !v.trim().is_empty())
+                })
                 .unwrap_or_else(|| provider.default_base_url().to_string());
             if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                return Err(Error::Config(format!("{provider} base URL {base_url:?} is not an http(s) URL")));
+                return Err(Error::Config(format!(
+                    "{provider} base URL {base_url:?} is not an http(s) URL"
+                )));
             }
-            let chunk_size = self.chunk_sizes.get(&provider).copied().unwrap_or(provider.default_chunk_size());
+            let chunk_size = self
+                .chunk_sizes
+                .get(&provider)
+                .copied()
+                .unwrap_or(provider.default_chunk_size());
             if chunk_size == 0 {
-                return Err(Error::Config(format!("{provider} chunk size must be at least 1")));
+                return Err(Error::Config(format!(
+                    "{provider} chunk size must be at least 1"
+                )));
             }
-            upstreams.push(Upstream { provider, base_url, chunk_size });
+            upstreams.push(Upstream {
+                provider,
+                base_url,
+                chunk_size,
+            });
         }
         let transport = match self.transport {
             Some(t) => t,
@@ -685,13 +778,15 @@ impl QuantDbBuilder {
         let store = match (self.persistent, self.store) {
             (false, _) => None,
             (true, Some(store)) => Some(store),
-            (true, None) => match backend::open_store(self.cache_dir.as_deref(), &self.db_name).await {
-                Ok(store) => Some(store),
-                Err(e) => {
-                    tracing::warn!("persistent cache is off, memory only: {e}");
-                    None
+            (true, None) => {
+                match backend::open_store(self.cache_dir.as_deref(), &self.db_name).await {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        tracing::warn!("persistent cache is off, memory only: {e}");
+                        None
+                    }
                 }
-            },
+            }
         };
         let mut calendar = MarketCalendar::default();
         calendar.add_closures(self.closures);

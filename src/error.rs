@@ -20,6 +20,9 @@ pub enum Error {
     /// An upstream answered something that could not be parsed.
     #[error("{provider} answered an unreadable body: {message}")]
     Parse { provider: String, message: String },
+    /// Several upstreams were tried and every one failed.
+    #[error("no upstream answered: {}", attempts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unavailable { attempts: Vec<Error> },
     /// The configuration given to the builder is not usable.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -30,7 +33,7 @@ pub enum Error {
 
 impl Error {
     /// A stable code for programs: `invalid_symbol`, `not_found`, `timeout`, `upstream_error`,
-    /// `parse_error`, `config_error`, `storage_error`.
+    /// `parse_error`, `upstream_unavailable`, `config_error`, `storage_error`.
     pub fn code(&self) -> &'static str {
         match self {
             Error::InvalidSymbol { .. } => "invalid_symbol",
@@ -38,6 +41,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Upstream { .. } => "upstream_error",
             Error::Parse { .. } => "parse_error",
+            Error::Unavailable { .. } => "upstream_unavailable",
             Error::Config(_) => "config_error",
             Error::Storage(_) => "storage_error",
         }

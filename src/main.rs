@@ -1,1 +1,227 @@
+//! The `quantdb` command-line tool: quotes, cache statistics, cache clearing.
+
+#[cfg(target_arch = "wasm32")]
 fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::time::Duration;
+
+    use clap::{Parser, Subcommand};
+    use quantdb::{BatchEntry, FetchOptions, Provider, QuantDb, Quote};
+    use unicode_width::UnicodeWidthStr;
+
+    /// Cached realtime quotes for Chinese A-shares (Shanghai, Shenzhen, Beijing).
+    ///
+    /// Upstream base URLs can be redirected (a proxy, a mirror, a local test server) with
+    /// QUANTDB_SINA_URL, QUANTDB_TENCENT_URL and QUANTDB_EASTMONEY_URL.
+    #[derive(Parser, Debug)]
+    #[command(name = "quantdb", version, about, long_about)]
+    struct Cli {
+        /// Directory of the file cache [default: the platform cache dir, e.g. ~/.cache/quantdb]
+        #[arg(long, global = true, env = "QUANTDB_CACHE_DIR", value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Keep nothing on disk: memory cache only
+        #[arg(long, global = true)]
+        memory_only: bool,
+        /// Providers to try, in order (comma-separated: sina, tencent, eastmoney)
+        #[arg(long, global = true, value_delimiter = ',', value_name = "LIST")]
+        providers: Option<Vec<Provider>>,
+        /// Timeout of each upstream request, in milliseconds
+        #[arg(long, global = true, default_value_t = 5000, value_name = "MS")]
+        timeout_ms: u64,
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum Command {
+        /// Print realtime quotes: `quantdb quote 000001 600000 300750`
+        Quote {
+            /// Symbols: 000001, sz000001, 000001.SZ, sh000001 (an index), bj430017, ...
+            #[arg(required = true)]
+            symbols: Vec<String>,
+            /// Print the batch as JSON (one entry per distinct symbol, errors included)
+            #[arg(long)]
+            json: bool,
+            /// Skip the cache and ask the upstream (the answer refreshes the cache)
+            #[arg(long)]
+            force_refresh: bool,
+        },
+        /// Print cache statistics (entries on disk, the TTL in force, the market phase)
+        Stats {
+            /// Print as JSON
+            #[arg(long)]
+            json: bool,
+        },
+        /// Clear the cache, or one symbol's entries
+        Clear {
+            /// Only this symbol
+            symbol: Option<String>,
+        },
+    }
+
+    pub fn main() -> ExitCode {
+        let cli = Cli::parse();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .init();
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(run(cli)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    async fn run(cli: Cli) -> Result<ExitCode, quantdb::Error> {
+        let mut builder = QuantDb::builder()
+            .persistent(!cli.memory_only)
+            .timeout(Duration::from_millis(cli.timeout_ms));
+        if let Some(dir) = cli.cache_dir {
+            builder = builder.cache_dir(dir);
+        }
+        if let Some(providers) = cli.providers {
+            builder = builder.providers(providers);
+        }
+        let db = builder.build().await?;
+        match cli.command {
+            Command::Quote {
+                symbols,
+                json,
+                force_refresh,
+            } => {
+                let options = FetchOptions { force_refresh };
+                let entries = db.get_realtime_data_batch_with(&symbols, options).await;
+                if json {
+                    println!("{}", to_json(&entries));
+                } else {
+                    print!("{}", table(&entries));
+                }
+                let failed = entries.iter().any(|e| e.error().is_some());
+                Ok(if failed {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
+            Command::Stats { json } => {
+                let stats = db.cache_stats();
+                if json {
+                    println!("{}", to_json(&stats));
+                } else {
+                    let entries = stats
+                        .persistent_entries
+                        .map_or("off".to_string(), |n| n.to_string());
+                    println!("market phase     {}", stats.market_phase.as_str());
+                    println!("ttl now          {} s", stats.ttl_seconds);
+                    println!("entries on disk  {entries}");
+                    if !stats.calendar_covers_today {
+                        println!("calendar         no holiday data for this year: weekdays count as open");
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Clear {
+                symbol: Some(symbol),
+            } => {
+                db.clear_symbol(&symbol).await?;
+                println!("cleared {symbol}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Clear { symbol: None } => {
+                db.clear_cache().await?;
+                println!("cleared the cache");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+
+    fn to_json<T: serde::Serialize>(value: &T) -> String {
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// Left-aligns `text` in `width` terminal columns (CJK names are two columns a character).
+    fn pad(text: &str, width: usize) -> String {
+        let fill = width.saturating_sub(text.width());
+        format!("{text}{}", " ".repeat(fill))
+    }
+
+    fn row(q: &Quote) -> [String; 7] {
+        [
+            format!("{}.{}", q.symbol, q.exchange),
+            q.name.clone(),
+            format!("{:.2}", q.current_price),
+            format!("{:+.2}", q.change),
+            if q.market_status == quantdb::MarketStatus::Suspended {
+                "suspended".to_string()
+            } else {
+                format!("{:+.2}%", q.change_percent)
+            },
+            q.source.to_string(),
+            format!("{:?}", q.cache_source).to_lowercase(),
+        ]
+    }
+
+    fn table(entries: &[BatchEntry]) -> String {
+        let header =
+            ["SYMBOL", "NAME", "PRICE", "CHANGE", "%", "SOURCE", "CACHE"].map(String::from);
+        let rows: Vec<Result<[String; 7], (String, String)>> = entries
+            .iter()
+            .map(|e| match e {
+                BatchEntry::Quote(q) => Ok(row(q)),
+                BatchEntry::Error(err) => Err((err.symbol.clone(), err.error.clone())),
+            })
+            .collect();
+        let mut widths = header.clone().map(|h| h.width());
+        for r in rows.iter().flatten() {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.width());
+            }
+        }
+        let line = |cells: &[String; 7]| {
+            let mut out = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                // Numbers right-aligned, text left-aligned.
+                if (2..=4).contains(&i) {
+                    out.push_str(&format!(
+                        "{}{cell}  ",
+                        " ".repeat(w.saturating_sub(cell.width()))
+                    ));
+                } else {
+                    out.push_str(&format!("{}  ", pad(cell, w)));
+                }
+            }
+            out.trim_end().to_string() + "\n"
+        };
+        let mut out = line(&header);
+        for r in &rows {
+            match r {
+                Ok(cells) => out.push_str(&line(cells)),
+                Err((symbol, error)) => {
+                    out.push_str(&format!("{}  error: {error}\n", pad(symbol, widths[0])))
+                }
+            }
+        }
+        out
+    }
+}

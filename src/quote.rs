@@ -154,7 +154,12 @@ fn round_to(x: f64, decimals: i32) -> f64 {
 impl RawQuote {
     /// Maps a parsed record to a [`Quote`], the same way for every upstream. Returns `None`
     /// when the record cannot make a quote (no symbol, no previous close).
-    pub fn into_quote(self, source: Provider, fetched_at: DateTime<Utc>, phase: MarketPhase) -> Option<Quote> {
+    pub fn into_quote(
+        self,
+        source: Provider,
+        fetched_at: DateTime<Utc>,
+        phase: MarketPhase,
+    ) -> Option<Quote> {
         let symbol = self.symbol?;
         let positive = |v: Option<f64>| v.filter(|x| x.is_finite() && *x > 0.0);
         let prev_close = positive(self.prev_close)?;
@@ -204,7 +209,8 @@ impl RawQuote {
 /// Truncates to whole milliseconds so the JSON form is short and round-trips exactly.
 fn whole_millis(t: DateTime<FixedOffset>) -> DateTime<FixedOffset> {
     use chrono::Timelike;
-    t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(t)
+    t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
 }
 
 #[cfg(test)]
@@ -223,7 +229,9 @@ mod tests {
             low: Some(9.03),
             volume: Some(volume),
             amount: Some(465159863.0),
-            time: NaiveDate::from_ymd_opt(2026, 8, 21).unwrap().and_hms_opt(15, 34, 58),
+            time: NaiveDate::from_ymd_opt(2026, 8, 21)
+                .unwrap()
+                .and_hms_opt(15, 34, 58),
         }
     }
 
@@ -233,7 +241,9 @@ mod tests {
 
     #[test]
     fn computes_change_and_percent() {
-        let q = raw(9.05, 9.11, 51270289).into_quote(Provider::Sina, now(), MarketPhase::Trading).unwrap();
+        let q = raw(9.05, 9.11, 51270289)
+            .into_quote(Provider::Sina, now(), MarketPhase::Trading)
+            .unwrap();
         assert_eq!(q.change, -0.06);
         assert_eq!(q.change_percent, -0.66);
         assert_eq!(q.symbol, "600000");
@@ -249,29 +259,41 @@ mod tests {
 
     #[test]
     fn suspended_is_not_a_minus_100_percent_move() {
-        let q = raw(0.0, 9.11, 0).into_quote(Provider::Sina, now(), MarketPhase::Trading).unwrap();
+        let q = raw(0.0, 9.11, 0)
+            .into_quote(Provider::Sina, now(), MarketPhase::Trading)
+            .unwrap();
         assert_eq!(q.market_status, MarketStatus::Suspended);
         assert_eq!(q.current_price, 9.11);
         assert_eq!(q.change, 0.0);
         assert_eq!(q.change_percent, 0.0);
         assert_eq!(q.open, None);
-        let before_open = raw(0.0, 9.11, 0).into_quote(Provider::Sina, now(), MarketPhase::PreOpen).unwrap();
+        let before_open = raw(0.0, 9.11, 0)
+            .into_quote(Provider::Sina, now(), MarketPhase::PreOpen)
+            .unwrap();
         assert_eq!(before_open.market_status, MarketStatus::PreOpen);
     }
 
     #[test]
     fn no_previous_close_makes_no_quote() {
         let mut r = raw(9.0, 0.0, 1);
-        assert!(r.clone().into_quote(Provider::Sina, now(), MarketPhase::Trading).is_none());
+        assert!(r
+            .clone()
+            .into_quote(Provider::Sina, now(), MarketPhase::Trading)
+            .is_none());
         r.prev_close = Some(f64::NAN);
-        assert!(r.into_quote(Provider::Sina, now(), MarketPhase::Trading).is_none());
+        assert!(r
+            .into_quote(Provider::Sina, now(), MarketPhase::Trading)
+            .is_none());
     }
 
     #[test]
     fn batch_entries_serialise_flat() {
         let err = SymbolError::new(
             "abc",
-            &crate::Error::InvalidSymbol { input: "abc".into(), reason: "bad".into() },
+            &crate::Error::InvalidSymbol {
+                input: "abc".into(),
+                reason: "bad".into(),
+            },
         );
         let json = serde_json::to_value(BatchEntry::Error(err)).unwrap();
         assert_eq!(json["symbol"], "abc");

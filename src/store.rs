@@ -43,8 +43,13 @@ impl Record {
     pub const VERSION: u32 = 1;
 
     pub fn encode(quote: &Quote) -> Result<Vec<u8>, Error> {
-        let record = Record { format: Self::FORMAT.into(), version: Self::VERSION, quote: quote.clone() };
-        serde_json::to_vec(&record).map_err(|e| Error::Storage(format!("cannot encode {}: {e}", quote.symbol)))
+        let record = Record {
+            format: Self::FORMAT.into(),
+            version: Self::VERSION,
+            quote: quote.clone(),
+        };
+        serde_json::to_vec(&record)
+            .map_err(|e| Error::Storage(format!("cannot encode {}: {e}", quote.symbol)))
     }
 
     /// Decodes bytes stored for `symbol`; anything else is `Corrupt`.

@@ -112,7 +112,9 @@ impl Symbol {
             (None, text)
         };
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid("expected a 6-digit code such as 600000, sh600000 or 600000.SH"));
+            return Err(invalid(
+                "expected a 6-digit code such as 600000, sh600000 or 600000.SH",
+            ));
         }
         let exchange = match tag {
             Some(tag) => Exchange::from_tag(tag).ok_or_else(|| {
@@ -126,7 +128,10 @@ impl Symbol {
         };
         let mut bytes = [0u8; 6];
         bytes.copy_from_slice(code.as_bytes());
-        Ok(Symbol { exchange, code: bytes })
+        Ok(Symbol {
+            exchange,
+            code: bytes,
+        })
     }
 
     /// Builds a symbol from parts (`code` must be 6 ASCII digits).
@@ -136,7 +141,10 @@ impl Symbol {
         }
         let mut bytes = [0u8; 6];
         bytes.copy_from_slice(code.as_bytes());
-        Some(Symbol { exchange, code: bytes })
+        Some(Symbol {
+            exchange,
+            code: bytes,
+        })
     }
 
     /// Parses an upstream key such as `sh600000`.
@@ -186,7 +194,15 @@ mod tests {
 
     #[test]
     fn accepts_every_common_spelling() {
-        for s in ["000001", "sz000001", "SZ000001", "000001.SZ", "000001.sz", "sz.000001", " 000001 "] {
+        for s in [
+            "000001",
+            "sz000001",
+            "SZ000001",
+            "000001.SZ",
+            "000001.sz",
+            "sz.000001",
+            " 000001 ",
+        ] {
             assert_eq!(key(s), "sz000001", "{s}");
         }
         for s in ["600000", "sh600000", "600000.SH", "600000.SS", "SH600000"] {
@@ -217,7 +233,11 @@ mod tests {
             ("200002", "SZ"),
             ("159915", "SZ"),
         ] {
-            assert_eq!(Symbol::parse(code).unwrap().exchange().as_str(), ex, "{code}");
+            assert_eq!(
+                Symbol::parse(code).unwrap().exchange().as_str(),
+                ex,
+                "{code}"
+            );
         }
     }
 
@@ -234,8 +254,22 @@ mod tests {
     #[test]
     fn rejects_bad_input_naming_it() {
         for s in [
-            "", "   ", "12345", "1234567", "abcdef", "sx600000", "600000.XX", "700000", "999999",
-            "60000a", "平安银行", "sh", "sh6000000", "600000.", ".SH", "6000 0",
+            "",
+            "   ",
+            "12345",
+            "1234567",
+            "abcdef",
+            "sx600000",
+            "600000.XX",
+            "700000",
+            "999999",
+            "60000a",
+            "平安银行",
+            "sh",
+            "sh6000000",
+            "600000.",
+            ".SH",
+            "6000 0",
         ] {
             match Symbol::parse(s) {
                 Err(Error::InvalidSymbol { input, reason }) => {

@@ -32,7 +32,11 @@ pub enum TransportError {
 /// Sends GET requests. Natively this is reqwest; in the browser, fetch.
 pub trait Transport: MaybeSendSync {
     /// Sends `request`; gives up with [`TransportError::Timeout`] after `timeout`.
-    fn get<'a>(&'a self, request: &'a HttpRequest, timeout: Duration) -> BoxFuture<'a, Result<HttpResponse, TransportError>>;
+    fn get<'a>(
+        &'a self,
+        request: &'a HttpRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<HttpResponse, TransportError>>;
 }
 
 /// The largest answer body accepted from an upstream.

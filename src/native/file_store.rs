@@ -33,7 +33,9 @@ impl FileStore {
     /// Opens (creating if needed) the store under `cache_dir`, and checks it is writable.
     pub fn open(cache_dir: impl AsRef<Path>) -> Result<FileStore, Error> {
         let dir = cache_dir.as_ref().join(SUBDIR);
-        let fail = |what: &str, e: std::io::Error| Error::Storage(format!("cannot {what} {}: {e}", dir.display()));
+        let fail = |what: &str, e: std::io::Error| {
+            Error::Storage(format!("cannot {what} {}: {e}", dir.display()))
+        };
         std::fs::create_dir_all(&dir).map_err(|e| fail("create", e))?;
         let probe = temp_path(&dir, "probe");
         std::fs::write(&probe, b"").map_err(|e| fail("write to", e))?;
@@ -59,7 +61,8 @@ fn temp_path(dir: &Path, key: &str) -> PathBuf {
 
 fn write_atomically(dir: &Path, key: &str, bytes: &[u8]) -> std::io::Result<()> {
     let temp = temp_path(dir, key);
-    let result = std::fs::write(&temp, bytes).and_then(|_| std::fs::rename(&temp, dir.join(format!("{key}.json"))));
+    let result = std::fs::write(&temp, bytes)
+        .and_then(|_| std::fs::rename(&temp, dir.join(format!("{key}.json"))));
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -71,7 +74,9 @@ fn storage(e: impl std::fmt::Display) -> Error {
 }
 
 /// Runs blocking file work off the async executor when a tokio runtime is there.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle.spawn_blocking(work).await.map_err(storage),
         Err(_) => Ok(work()),
@@ -98,13 +103,20 @@ impl Store for FileStore {
         Box::pin(async move {
             let mut files = Vec::with_capacity(quotes.len());
             for q in quotes {
-                let key = q.key().ok_or_else(|| storage(format!("quote with a bad symbol {:?}", q.symbol)))?.key();
+                let key = q
+                    .key()
+                    .ok_or_else(|| storage(format!("quote with a bad symbol {:?}", q.symbol)))?
+                    .key();
                 files.push((key, Record::encode(q)?));
             }
             let dir = self.dir.clone();
-            blocking(move || files.iter().try_for_each(|(key, bytes)| write_atomically(&dir, key, bytes)))
-                .await?
-                .map_err(storage)
+            blocking(move || {
+                files
+                    .iter()
+                    .try_for_each(|(key, bytes)| write_atomically(&dir, key, bytes))
+            })
+            .await?
+            .map_err(storage)
         })
     }
 
@@ -141,6 +153,11 @@ impl Store for FileStore {
 
     fn len(&self) -> Option<usize> {
         let entries = std::fs::read_dir(&*self.dir).ok()?;
-        Some(entries.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
+        Some(
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count(),
+        )
     }
 }

@@ -24,14 +24,24 @@ impl ReqwestTransport {
 
 fn failure(e: reqwest::Error) -> TransportError {
     if e.is_timeout() {
-        TransportError::Timeout
-    } else {
-        TransportError::Failed(e.to_string())
+        return TransportError::Timeout;
     }
+    // reqwest's own message hides the cause ("error sending request"): add the chain.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    TransportError::Failed(message)
 }
 
 impl Transport for ReqwestTransport {
-    fn get<'a>(&'a self, request: &'a HttpRequest, timeout: Duration) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
+    fn get<'a>(
+        &'a self,
+        request: &'a HttpRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
         Box::pin(async move {
             let mut builder = self.client.get(&request.url).timeout(timeout);
             for (name, value) in &request.headers {
@@ -42,7 +52,9 @@ impl Transport for ReqwestTransport {
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(failure)? {
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(TransportError::Failed(format!("answer larger than {MAX_BODY_BYTES} bytes")));
+                    return Err(TransportError::Failed(format!(
+                        "answer larger than {MAX_BODY_BYTES} bytes"
+                    )));
                 }
                 body.extend_from_slice(&chunk);
             }

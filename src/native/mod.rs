@@ -23,10 +23,14 @@ pub(crate) fn default_transport() -> Result<Arc<dyn Transport>, Error> {
     Ok(Arc::new(ReqwestTransport::new()?))
 }
 
-pub(crate) async fn open_store(cache_dir: Option<&Path>, _db_name: &str) -> Result<Arc<dyn Store>, Error> {
+pub(crate) async fn open_store(
+    cache_dir: Option<&Path>,
+    _db_name: &str,
+) -> Result<Arc<dyn Store>, Error> {
     let dir = match cache_dir {
         Some(dir) => dir.to_path_buf(),
-        None => default_cache_dir().ok_or_else(|| Error::Storage("no cache directory on this platform".into()))?,
+        None => default_cache_dir()
+            .ok_or_else(|| Error::Storage("no cache directory on this platform".into()))?,
     };
     Ok(Arc::new(FileStore::open(dir)?))
 }

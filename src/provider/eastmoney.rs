@@ -69,7 +69,9 @@ fn record(item: &Value) -> Option<RawQuote> {
     };
     let exchange = match item.get("f13").and_then(Value::as_i64)? {
         1 => Exchange::Shanghai,
-        0 if Exchange::infer(&code).unwrap_or(Exchange::Shenzhen) == Exchange::Beijing => Exchange::Beijing,
+        0 if Exchange::infer(&code).unwrap_or(Exchange::Shenzhen) == Exchange::Beijing => {
+            Exchange::Beijing
+        }
         0 => Exchange::Shenzhen,
         _ => return None,
     };
@@ -81,7 +83,11 @@ fn record(item: &Value) -> Option<RawQuote> {
         .map(|t| t.with_timezone(&exchange_tz()).naive_local());
     Some(RawQuote {
         symbol: Some(Symbol::new(exchange, &code)?),
-        name: item.get("f14").and_then(Value::as_str).unwrap_or_default().to_string(),
+        name: item
+            .get("f14")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         price: field(item, "f2"),
         prev_close: field(item, "f18"),
         open: field(item, "f17"),
@@ -134,7 +140,15 @@ mod tests {
         let body = r#"{"rc":0,"data":{"diff":{"0":{"f2":1.0,"f12":"430017","f13":0,"f14":"星昊医药","f18":1.0}}}}"#;
         assert_eq!(parse(body.as_bytes()).unwrap()[0].symbol, Some(bj));
         let r = request("http://e", &[bj]);
-        assert!(r.url.starts_with("http://e/api/qt/ulist.np/get?"), "{}", r.url);
-        assert!(r.url.contains("secids=0.430017") && r.url.contains("fltt=2"), "{}", r.url);
+        assert!(
+            r.url.starts_with("http://e/api/qt/ulist.np/get?"),
+            "{}",
+            r.url
+        );
+        assert!(
+            r.url.contains("secids=0.430017") && r.url.contains("fltt=2"),
+            "{}",
+            r.url
+        );
     }
 }

@@ -83,7 +83,10 @@ impl Provider {
             Provider::Tencent => tencent::parse(body),
             Provider::Eastmoney => eastmoney::parse(body),
         }
-        .map_err(|message| Error::Parse { provider: self.name().to_string(), message })
+        .map_err(|message| Error::Parse {
+            provider: self.name().to_string(),
+            message,
+        })
     }
 }
 
@@ -109,7 +112,11 @@ impl FromStr for Provider {
 
 /// `sh600000,sz000001`
 fn joined_keys(symbols: &[Symbol]) -> String {
-    symbols.iter().map(Symbol::key).collect::<Vec<_>>().join(",")
+    symbols
+        .iter()
+        .map(Symbol::key)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A number, or `None` for empty, `-` and anything non-numeric or non-finite.
@@ -118,7 +125,10 @@ fn num(field: &str) -> Option<f64> {
 }
 
 /// The `PREFIXkey="value"` statements of a Sina or Tencent body, in order.
-fn assignments<'a>(text: &'a str, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+fn assignments<'a>(
+    text: &'a str,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
     text.split(prefix).skip(1).filter_map(|stmt| {
         let (key, rest) = stmt.split_once('=')?;
         let rest = rest.trim_start().strip_prefix('"')?;
@@ -151,13 +161,23 @@ mod tests {
     #[test]
     fn provider_names_parse() {
         assert_eq!("Sina".parse::<Provider>().unwrap(), Provider::Sina);
-        assert!("yahoo".parse::<Provider>().unwrap_err().to_string().contains("yahoo"));
+        assert!("yahoo"
+            .parse::<Provider>()
+            .unwrap_err()
+            .to_string()
+            .contains("yahoo"));
     }
 
     #[test]
     fn base_urls_tolerate_a_trailing_slash() {
         let s = [Symbol::parse("600000").unwrap()];
-        assert_eq!(Provider::Sina.request("http://x/", &s).url, "http://x/list=sh600000");
-        assert_eq!(Provider::Tencent.request("http://x", &s).url, "http://x/q=sh600000");
+        assert_eq!(
+            Provider::Sina.request("http://x/", &s).url,
+            "http://x/list=sh600000"
+        );
+        assert_eq!(
+            Provider::Tencent.request("http://x", &s).url,
+            "http://x/q=sh600000"
+        );
     }
 }

@@ -91,8 +91,15 @@ mod tests {
 
     #[test]
     fn multiple_lines_and_unknown_prefixes() {
-        let body = format!("{SAMPLE}var hq_str_hk00700=\"x\";\n{}", SAMPLE.replace("sh600000", "sz000001"));
-        let keys: Vec<_> = parse(&gbk(&body)).unwrap().iter().map(|q| q.symbol.unwrap().key()).collect();
+        let body = format!(
+            "{SAMPLE}var hq_str_hk00700=\"x\";\n{}",
+            SAMPLE.replace("sh600000", "sz000001")
+        );
+        let keys: Vec<_> = parse(&gbk(&body))
+            .unwrap()
+            .iter()
+            .map(|q| q.symbol.unwrap().key())
+            .collect();
         assert_eq!(keys, ["sh600000", "sz000001"]);
     }
 
@@ -108,7 +115,13 @@ mod tests {
 
     #[test]
     fn request_carries_the_referer() {
-        let r = request("http://hq.sinajs.cn", &[Symbol::parse("600000").unwrap(), Symbol::parse("000001").unwrap()]);
+        let r = request(
+            "http://hq.sinajs.cn",
+            &[
+                Symbol::parse("600000").unwrap(),
+                Symbol::parse("000001").unwrap(),
+            ],
+        );
         assert_eq!(r.url, "http://hq.sinajs.cn/list=sh600000,sz000001");
         assert_eq!(r.headers, vec![("Referer", REFERER.to_string())]);
     }

@@ -38,7 +38,11 @@ fn record(key: &str, value: &str) -> Option<RawQuote> {
         return None;
     }
     let symbol = Symbol::from_key(key)?;
-    let lots = |i: usize| f.get(i).and_then(|v| num(v)).map(|v| (v.max(0.0) * 100.0).round() as u64);
+    let lots = |i: usize| {
+        f.get(i)
+            .and_then(|v| num(v))
+            .map(|v| (v.max(0.0) * 100.0).round() as u64)
+    };
     // Field 35 is `price/volume/amount` with the amount in yuan; field 37 is in 10,000 yuan.
     let amount = f
         .get(35)
@@ -86,7 +90,11 @@ mod tests {
 
     #[test]
     fn long_records_convert_lots_and_ten_thousands() {
-        let mut fields: Vec<String> = SAMPLE.trim_end_matches("\";").split('~').map(String::from).collect();
+        let mut fields: Vec<String> = SAMPLE
+            .trim_end_matches("\";")
+            .split('~')
+            .map(String::from)
+            .collect();
         fields.truncate(35);
         fields.push("9.00/544687/".into()); // 35 with no amount: fall back to field 37
         fields.push("544687".into()); // 36

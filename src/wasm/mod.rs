@@ -1,0 +1,1 @@
+//! The browser backend: fetch transport and IndexedDB persistence.
