@@ -328,9 +328,8 @@ impl QuantDb {
                     symbols: owned,
                 };
                 let answers = self.fetch_upstream(&flight.symbols).await;
-                let fresh: Vec<Quote> = answers
-                    .values()
-                    .filter_map(|a| a.as_ref().ok().cloned())
+                let fresh: Vec<Quote> = (flight.symbols.iter())
+                    .filter_map(|s| answers.get(s)?.as_ref().ok().cloned())
                     .collect();
                 flight.complete(answers, out);
                 self.save_persistent(&fresh).await;

@@ -111,9 +111,11 @@ impl Store for FileStore {
             }
             let dir = self.dir.clone();
             blocking(move || {
-                files
+                // Write every entry even if one fails; report the first failure.
+                let results = files
                     .iter()
-                    .try_for_each(|(key, bytes)| write_atomically(&dir, key, bytes))
+                    .map(|(key, bytes)| write_atomically(&dir, key, bytes));
+                results.fold(Ok(()), |first, r| first.and(r))
             })
             .await?
             .map_err(storage)

@@ -1,0 +1,146 @@
+//! The `quantdb` command-line tool, run as a process against the mock upstream.
+
+#[path = "support/mock_upstream.rs"]
+mod mock_upstream;
+
+use std::path::Path;
+use std::process::Output;
+
+use mock_upstream::{MockConfig, MockUpstream};
+
+async fn quantdb(mock: &MockUpstream, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
+    cmd.arg("--cache-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("RUST_LOG");
+    for var in [
+        "QUANTDB_SINA_URL",
+        "QUANTDB_TENCENT_URL",
+        "QUANTDB_EASTMONEY_URL",
+    ] {
+        cmd.env(var, mock.base_url());
+    }
+    cmd.output().await.unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn quote_prints_a_table_then_serves_from_the_file_cache() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = quantdb(&mock, dir.path(), &["quote", "000001", "600000", "300750"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    for needle in [
+        "SYMBOL",
+        "NAME",
+        "平安银行",
+        "浦发银行",
+        "宁德时代",
+        "600000.SH",
+        "network",
+        "sina",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in\n{text}");
+    }
+    let price = format!("{:.2}", mock.market_quote("sh600000").unwrap().price);
+    assert!(text.contains(&price), "{price} missing in\n{text}");
+    let again = stdout(&quantdb(&mock, dir.path(), &["quote", "000001", "600000", "300750"]).await);
+    assert!(
+        again.contains("disk") && !again.contains("network"),
+        "{again}"
+    );
+    assert_eq!(mock.requests().total, 1);
+}
+
+#[tokio::test]
+async fn quote_json_keeps_errors_per_symbol_and_exits_non_zero() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = quantdb(
+        &mock,
+        dir.path(),
+        &["quote", "--json", "600000", "nope", "sz000001"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let list = json.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["symbol"], "600000");
+    assert_eq!(list[0]["cache_hit"], false);
+    assert_eq!(list[1]["symbol"], "nope");
+    assert_eq!(list[1]["code"], "invalid_symbol");
+    assert_eq!(list[2]["name"], "平安银行");
+    let forced = quantdb(
+        &mock,
+        dir.path(),
+        &["quote", "--json", "--force-refresh", "600000"],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&stdout(&forced)).unwrap();
+    assert_eq!(json[0]["cache_source"], "network");
+    assert_eq!(mock.requests().total, 2);
+}
+
+#[tokio::test]
+async fn stats_and_clear() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    quantdb(&mock, dir.path(), &["quote", "600000", "000001"]).await;
+    let stats = |o: Output| serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap();
+    let s = stats(quantdb(&mock, dir.path(), &["stats", "--json"]).await);
+    assert_eq!(s["persistent_entries"], 2);
+    assert!(s["market_phase"].is_string() && s["ttl_seconds"].is_u64());
+    assert!(quantdb(&mock, dir.path(), &["clear", "600000"])
+        .await
+        .status
+        .success());
+    assert_eq!(
+        stats(quantdb(&mock, dir.path(), &["stats", "--json"]).await)["persistent_entries"],
+        1
+    );
+    assert!(quantdb(&mock, dir.path(), &["clear"])
+        .await
+        .status
+        .success());
+    assert_eq!(
+        stats(quantdb(&mock, dir.path(), &["stats", "--json"]).await)["persistent_entries"],
+        0
+    );
+    let bad = quantdb(&mock, dir.path(), &["clear", "bad!"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad!"));
+    let text = stdout(&quantdb(&mock, dir.path(), &["stats"]).await);
+    assert!(
+        text.contains("market phase") && text.contains("entries on disk  0"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn help_names_the_environment_overrides() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let help = stdout(&quantdb(&mock, dir.path(), &["--help"]).await);
+    assert!(
+        help.contains("QUANTDB_SINA_URL") && help.contains("quote"),
+        "{help}"
+    );
+    let bad = quantdb(
+        &mock,
+        dir.path(),
+        &["--providers", "yahoo", "quote", "600000"],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("yahoo"));
+}
