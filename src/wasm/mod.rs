@@ -1,1 +1,24 @@
-//! The browser backend: fetch transport and IndexedDB persistence.
+//! The browser backend: fetch transport, IndexedDB persistence and the JavaScript API.
+
+mod bindings;
+mod fetch;
+mod idb_store;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use bindings::QuantDB;
+pub use fetch::FetchTransport;
+pub use idb_store::IdbStore;
+
+use crate::error::Error;
+use crate::store::Store;
+use crate::transport::Transport;
+
+pub(crate) fn default_transport() -> Result<Arc<dyn Transport>, Error> {
+    Ok(Arc::new(FetchTransport))
+}
+
+pub(crate) async fn open_store(_cache_dir: Option<&Path>, db_name: &str) -> Result<Arc<dyn Store>, Error> {
+    Ok(Arc::new(IdbStore::open(db_name).await?))
+}
