@@ -18,9 +18,14 @@ fn failed(e: impl std::fmt::Display) -> TransportError {
 }
 
 impl Transport for FetchTransport {
-    fn get<'a>(&'a self, request: &'a HttpRequest, timeout: Duration) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
+    fn get<'a>(
+        &'a self,
+        request: &'a HttpRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
         Box::pin(async move {
-            let controller = web_sys::AbortController::new().map_err(|e| failed(format!("{e:?}")))?;
+            let controller =
+                web_sys::AbortController::new().map_err(|e| failed(format!("{e:?}")))?;
             let mut builder = Request::get(&request.url).abort_signal(Some(&controller.signal()));
             for (name, value) in &request.headers {
                 // A page cannot set Referer (a forbidden header); the proxy in front adds it.

@@ -19,6 +19,9 @@ pub(crate) fn default_transport() -> Result<Arc<dyn Transport>, Error> {
     Ok(Arc::new(FetchTransport))
 }
 
-pub(crate) async fn open_store(_cache_dir: Option<&Path>, db_name: &str) -> Result<Arc<dyn Store>, Error> {
+pub(crate) async fn open_store(
+    _cache_dir: Option<&Path>,
+    db_name: &str,
+) -> Result<Arc<dyn Store>, Error> {
     Ok(Arc::new(IdbStore::open(db_name).await?))
 }
