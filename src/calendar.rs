@@ -254,8 +254,14 @@ impl TtlPolicy {
         fetched: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> bool {
+        Self::fresh_until(fetched, self.expiry(calendar, fetched), now)
+    }
+
+    /// The same check with the expiry already computed (the memory tier stores it).
+    /// An entry stamped in the future (another machine's clock) is stale.
+    pub fn fresh_until(fetched: DateTime<Utc>, expiry: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let skew = chrono::Duration::from_std(FUTURE_TOLERANCE).unwrap_or_default();
-        fetched <= now + skew && now < self.expiry(calendar, fetched)
+        fetched <= now + skew && now < expiry
     }
 
     /// The TTL a quote fetched at `now` gets, in whole seconds.

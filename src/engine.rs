@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use futures_channel::oneshot;
 use futures_util::future::join_all;
 use lru::LruCache;
@@ -49,6 +49,12 @@ pub struct Upstream {
 
 type Answer = Result<Quote, Error>;
 
+/// A memory-tier entry, with its expiry worked out once when it is stored.
+struct Cached {
+    quote: Quote,
+    expires: DateTime<Utc>,
+}
+
 /// A cached, coalescing realtime quote client. Cheap to clone: clones share every cache tier,
 /// the in-flight table and the statistics.
 ///
@@ -76,7 +82,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     transport: Arc<dyn Transport>,
     store: Option<Arc<dyn Store>>,
-    memory: Mutex<LruCache<Symbol, Quote>>,
+    memory: Mutex<LruCache<Symbol, Cached>>,
     memory_capacity: usize,
     /// Symbols being fetched right now, with the callers waiting for them.
     inflight: Mutex<HashMap<Symbol, Vec<oneshot::Sender<Answer>>>>,
@@ -139,16 +145,16 @@ impl QuantDb {
         options: FetchOptions,
     ) -> Vec<BatchEntry> {
         let mut seen = HashSet::new();
-        let mut wanted: Vec<(String, Result<Symbol, Error>)> = Vec::new();
+        let mut wanted: Vec<(&str, Result<Symbol, Error>)> = Vec::with_capacity(symbols.len());
         for input in symbols {
             let input = input.as_ref();
             let parsed = Symbol::parse(input);
             let first = match &parsed {
                 Ok(s) => seen.insert(Ok(*s)),
-                Err(_) => seen.insert(Err(input.to_string())),
+                Err(_) => seen.insert(Err(input)),
             };
             if first {
-                wanted.push((input.to_string(), parsed));
+                wanted.push((input, parsed));
             }
         }
         let valid: Vec<Symbol> = wanted
@@ -199,7 +205,7 @@ impl QuantDb {
             store_errors: Counters::get(&c.store_errors),
             memory_entries: lock(&inner.memory).len(),
             memory_capacity: inner.memory_capacity,
-            persistent_entries: inner.store.as_ref().and_then(|s| s.len()),
+            persistent_entries: inner.store.as_ref().and_then(|s| s.entry_count()),
             persistent_enabled: inner.store.is_some(),
             ttl_seconds: inner.policy.ttl_at(&inner.calendar, now),
             market_phase: inner.calendar.phase(now),
@@ -245,9 +251,9 @@ impl QuantDb {
             let now = inner.clock.now();
             let mut memory = lock(&inner.memory);
             for s in symbols {
-                match memory.get(s).filter(|q| inner.is_fresh(q, now)) {
+                match fresh_in_memory(&mut memory, s, now) {
                     Some(q) => {
-                        out.insert(*s, Ok(q.clone().served_from(CacheSource::Memory)));
+                        out.insert(*s, Ok(q));
                     }
                     None => pending.push(*s),
                 }
@@ -289,7 +295,9 @@ impl QuantDb {
         let mut promoted = Vec::new();
         for (s, slot) in pending.into_iter().zip(slots) {
             match slot {
-                Stored::Found(q) if inner.is_fresh(&q, now) => promoted.push(q),
+                Stored::Found(q) if inner.policy.is_fresh(&inner.calendar, q.fetched_at(), now) => {
+                    promoted.push(q)
+                }
                 Stored::Found(_) | Stored::Missing => missing.push(s),
                 Stored::Corrupt(why) => {
                     Counters::add(&inner.counters.corrupt_entries, 1);
@@ -302,10 +310,11 @@ impl QuantDb {
         let mut memory = lock(&inner.memory);
         for q in promoted {
             if let Some(s) = q.key() {
-                memory.put(s, q.clone());
+                inner.remember(&mut memory, s, q.clone());
                 out.insert(s, Ok(q.served_from(CacheSource::Disk)));
             }
         }
+        drop(memory);
         missing
     }
 
@@ -373,11 +382,8 @@ impl QuantDb {
             // A fetch may have finished since the memory lookup: fetchers fill memory before
             // leaving the in-flight table, so checking here under the lock closes that gap.
             if !force {
-                if let Some(q) = lock(&inner.memory)
-                    .get(s)
-                    .filter(|q| inner.is_fresh(q, now))
-                {
-                    out.insert(*s, Ok(q.clone().served_from(CacheSource::Memory)));
+                if let Some(q) = fresh_in_memory(&mut lock(&inner.memory), s, now) {
+                    out.insert(*s, Ok(q));
                     late_hits += 1;
                     continue;
                 }
@@ -508,9 +514,22 @@ impl QuantDb {
 }
 
 impl Inner {
-    fn is_fresh(&self, q: &Quote, now: chrono::DateTime<chrono::Utc>) -> bool {
-        self.policy.is_fresh(&self.calendar, q.fetched_at(), now)
+    /// Puts a quote in the memory tier with its expiry.
+    fn remember(&self, memory: &mut LruCache<Symbol, Cached>, s: Symbol, quote: Quote) {
+        let expires = self.policy.expiry(&self.calendar, quote.fetched_at());
+        memory.put(s, Cached { quote, expires });
     }
+}
+
+/// A fresh memory-tier answer, marked as served from memory.
+fn fresh_in_memory(
+    memory: &mut LruCache<Symbol, Cached>,
+    s: &Symbol,
+    now: DateTime<Utc>,
+) -> Option<Quote> {
+    let cached = memory.get(s)?;
+    TtlPolicy::fresh_until(cached.quote.fetched_at(), cached.expires, now)
+        .then(|| cached.quote.clone().served_from(CacheSource::Memory))
 }
 
 /// The error for a symbol whose answer went missing (a cancelled in-flight fetch, thrice).
@@ -536,7 +555,7 @@ impl Flight<'_> {
             let mut memory = lock(&self.inner.memory);
             for s in &self.symbols {
                 if let Some(Ok(q)) = answers.get(s) {
-                    memory.put(*s, q.clone());
+                    self.inner.remember(&mut memory, *s, q.clone());
                 }
             }
         }
@@ -718,6 +737,8 @@ impl QuantDbBuilder {
     /// Checks the configuration and opens the persistent tier. A persistent tier that cannot
     /// be opened (unwritable directory, IndexedDB unavailable) leaves the client memory-only,
     /// with a warning and `persistent_enabled: false` in the stats.
+    // On wasm32 the store and transport hold JS handles (not `Send`): the browser has one thread.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub async fn build(self) -> Result<QuantDb, Error> {
         let memory = NonZeroUsize::new(self.memory_capacity)
             .ok_or_else(|| Error::Config("memory_capacity must be at least 1".into()))?;

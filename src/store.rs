@@ -26,7 +26,7 @@ pub trait Store: MaybeSendSync {
     /// Removes every entry.
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>>;
     /// The number of entries, as best known without waiting.
-    fn len(&self) -> Option<usize>;
+    fn entry_count(&self) -> Option<usize>;
 }
 
 /// The on-disk / in-database record: a format tag and version around the quote, so a file of

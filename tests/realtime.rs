@@ -1,4 +1,5 @@
 //! The engine against a real local HTTP server speaking the upstreams' wire formats.
+#![cfg(not(target_arch = "wasm32"))]
 
 #[path = "support/common.rs"]
 mod common;

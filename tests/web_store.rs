@@ -82,7 +82,7 @@ async fn behaves_like_every_store() {
     store.save(std::slice::from_ref(&q)).await.unwrap();
     drop((store, second));
     let reopened = IdbStore::open(&name).await.unwrap();
-    assert_eq!(reopened.len(), Some(1));
+    assert_eq!(reopened.entry_count(), Some(1));
     assert_eq!(
         reopened.load(&[sym("sh601318")]).await.unwrap(),
         vec![Stored::Found(q)]
@@ -140,7 +140,7 @@ async fn foreign_values_read_as_corrupt() {
     assert_eq!(got[4], Stored::Missing);
     // A write recounts, foreign entries included.
     store.remove(sym("sh600003")).await.unwrap();
-    assert_eq!(store.len(), Some(3));
+    assert_eq!(store.entry_count(), Some(3));
     // A save replaces a corrupt entry.
     let mine = store_suite::sample("sh600000", 9.05, 1_796_011_200_000);
     store.save(std::slice::from_ref(&mine)).await.unwrap();

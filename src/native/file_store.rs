@@ -112,10 +112,13 @@ impl Store for FileStore {
             let dir = self.dir.clone();
             blocking(move || {
                 // Write every entry even if one fails; report the first failure.
-                let results = files
-                    .iter()
-                    .map(|(key, bytes)| write_atomically(&dir, key, bytes));
-                results.fold(Ok(()), |first, r| first.and(r))
+                let mut first_error = None;
+                for (key, bytes) in &files {
+                    if let Err(e) = write_atomically(&dir, key, bytes) {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                first_error.map_or(Ok(()), Err)
             })
             .await?
             .map_err(storage)
@@ -153,7 +156,7 @@ impl Store for FileStore {
         })
     }
 
-    fn len(&self) -> Option<usize> {
+    fn entry_count(&self) -> Option<usize> {
         let entries = std::fs::read_dir(&*self.dir).ok()?;
         Some(
             entries

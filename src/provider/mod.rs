@@ -124,17 +124,51 @@ fn num(field: &str) -> Option<f64> {
     field.trim().parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
-/// The `PREFIXkey="value"` statements of a Sina or Tencent body, in order.
-fn assignments<'a>(
-    text: &'a str,
-    prefix: &'a str,
-) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-    text.split(prefix).skip(1).filter_map(|stmt| {
-        let (key, rest) = stmt.split_once('=')?;
-        let rest = rest.trim_start().strip_prefix('"')?;
-        let end = rest.find('"')?;
-        Some((key.trim(), &rest[..end]))
+/// [`num`] on raw bytes (numeric fields are ASCII even in a GBK body).
+fn num_bytes(field: &[u8]) -> Option<f64> {
+    num(std::str::from_utf8(field).ok()?)
+}
+
+/// The unsigned integer written by the ASCII digits at `range` of `text`.
+fn digits_at(text: &[u8], range: std::ops::Range<usize>) -> Option<u32> {
+    let digits = text.get(range)?;
+    digits.iter().try_fold(0u32, |acc, d| {
+        d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
     })
+}
+
+/// A date and time from its six parts, each read by [`digits_at`].
+fn date_time(parts: [Option<u32>; 6]) -> Option<chrono::NaiveDateTime> {
+    let [y, mo, d, h, mi, s] = parts;
+    chrono::NaiveDate::from_ymd_opt(y? as i32, mo?, d?)?.and_hms_opt(h?, mi?, s?)
+}
+
+/// The `PREFIXkey="value"` statements of a Sina or Tencent body, in order, undecoded.
+/// Splitting GBK bytes on `;`, `=` and `"` is safe: no GBK trail byte takes those values.
+fn assignments<'a>(
+    body: &'a [u8],
+    prefix: &'a [u8],
+) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+    split_bytes(body, b';').filter_map(move |stmt| {
+        let rest = stmt.trim_ascii_start().strip_prefix(prefix)?;
+        let eq = memchr::memchr(b'=', rest)?;
+        let key = std::str::from_utf8(&rest[..eq]).ok()?.trim();
+        let value = rest[eq + 1..].trim_ascii_start().strip_prefix(b"\"")?;
+        let end = memchr::memchr(b'"', value)?;
+        Some((key, &value[..end]))
+    })
+}
+
+/// `bytes` split on `sep` (memchr finds separators many bytes at a time in large answers).
+fn split_bytes(bytes: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(sep, bytes)
+        .chain(std::iter::once(bytes.len()))
+        .map(move |end| {
+            let part = &bytes[start..end];
+            start = end + 1;
+            part
+        })
 }
 
 #[cfg(test)]
@@ -153,9 +187,36 @@ mod tests {
 
     #[test]
     fn statements_are_found_whatever_the_separators() {
-        let text = "var hq_str_sh600000=\"a,b\";\nvar hq_str_sz000001=\"\";var hq_str_bad";
-        let got: Vec<_> = assignments(text, "var hq_str_").collect();
-        assert_eq!(got, vec![("sh600000", "a,b"), ("sz000001", "")]);
+        let text = b"var hq_str_sh600000=\"a,b\";\nvar hq_str_sz000001=\"\";var hq_str_bad";
+        let got: Vec<_> = assignments(text, b"var hq_str_").collect();
+        assert_eq!(got, vec![("sh600000", &b"a,b"[..]), ("sz000001", &b""[..])]);
+    }
+
+    #[test]
+    fn byte_splitting_keeps_empty_parts() {
+        let parts: Vec<&[u8]> = split_bytes(b"a,,b,", b',').collect();
+        assert_eq!(parts, [&b"a"[..], b"", b"b", b""]);
+        assert_eq!(split_bytes(b"", b',').count(), 1);
+    }
+
+    #[test]
+    fn dates_from_digits() {
+        let t = b"2026-08-21 15:34:58";
+        let parts = [
+            digits_at(t, 0..4),
+            digits_at(t, 5..7),
+            digits_at(t, 8..10),
+            digits_at(t, 11..13),
+            digits_at(t, 14..16),
+            digits_at(t, 17..19),
+        ];
+        assert_eq!(date_time(parts).unwrap().to_string(), "2026-08-21 15:34:58");
+        assert_eq!(digits_at(b"12x4", 0..4), None);
+        assert_eq!(digits_at(b"12", 0..4), None);
+        assert_eq!(
+            date_time([Some(2026), Some(2), Some(30), Some(0), Some(0), Some(0)]),
+            None
+        );
     }
 
     #[test]

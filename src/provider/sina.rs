@@ -1,9 +1,8 @@
 //! Sina `hq.sinajs.cn`: `var hq_str_sh600000="name,open,prev_close,price,high,low,...";` in GBK.
 
-use chrono::{NaiveDate, NaiveTime};
 use encoding_rs::GBK;
 
-use super::{assignments, joined_keys, num};
+use super::{assignments, date_time, digits_at, joined_keys, num_bytes, split_bytes};
 use crate::quote::RawQuote;
 use crate::symbol::Symbol;
 use crate::transport::HttpRequest;
@@ -19,10 +18,9 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
 }
 
 pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
-    let (text, _, _) = GBK.decode(body);
     let mut seen = false;
     let mut quotes = Vec::new();
-    for (key, value) in assignments(&text, "var hq_str_") {
+    for (key, value) in assignments(body, b"var hq_str_") {
         seen = true;
         if let Some(q) = record(key, value) {
             quotes.push(q);
@@ -34,25 +32,42 @@ pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
     Ok(quotes)
 }
 
+/// Fields read: 0 name, 1 open, 2 previous close, 3 price, 4 high, 5 low, 8 volume (shares),
+/// 9 amount (yuan), 30 date, 31 time. Extra trailing fields are ignored.
+const FIELDS: usize = 32;
+
 /// One record; `None` for an unknown code (empty value) or a record too short to read.
-fn record(key: &str, value: &str) -> Option<RawQuote> {
-    let f: Vec<&str> = value.split(',').collect();
-    if f.len() < 32 {
+fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
+    let mut f: [&[u8]; FIELDS] = [&[]; FIELDS];
+    let mut count = 0;
+    for (slot, field) in f.iter_mut().zip(split_bytes(value, b',')) {
+        *slot = field;
+        count += 1;
+    }
+    if count < FIELDS {
         return None;
     }
-    let date = NaiveDate::parse_from_str(f[30].trim(), "%Y-%m-%d").ok();
-    let time = NaiveTime::parse_from_str(f[31].trim(), "%H:%M:%S").ok();
+    let (d, t) = (f[30].trim_ascii(), f[31].trim_ascii());
+    let time = date_time([
+        digits_at(d, 0..4),
+        digits_at(d, 5..7),
+        digits_at(d, 8..10),
+        digits_at(t, 0..2),
+        digits_at(t, 3..5),
+        digits_at(t, 6..8),
+    ]);
     Some(RawQuote {
         symbol: Some(Symbol::from_key(key)?),
-        name: f[0].to_string(),
-        open: num(f[1]),
-        prev_close: num(f[2]),
-        price: num(f[3]),
-        high: num(f[4]),
-        low: num(f[5]),
-        volume: num(f[8]).map(|v| v.max(0.0) as u64),
-        amount: num(f[9]),
-        time: date.zip(time).map(|(d, t)| d.and_time(t)),
+        // Only the name is text: decode just that field.
+        name: GBK.decode_without_bom_handling(f[0]).0.into_owned(),
+        open: num_bytes(f[1]),
+        prev_close: num_bytes(f[2]),
+        price: num_bytes(f[3]),
+        high: num_bytes(f[4]),
+        low: num_bytes(f[5]),
+        volume: num_bytes(f[8]).map(|v| v.max(0.0) as u64),
+        amount: num_bytes(f[9]),
+        time,
     })
 }
 

@@ -1,10 +1,9 @@
 //! Tencent `qt.gtimg.cn`: `v_sh600000="1~name~600000~price~prev_close~open~volume(lots)~...";`
 //! in GBK. Volumes are in lots of 100 shares, field 37 is in 10,000 yuan.
 
-use chrono::NaiveDateTime;
 use encoding_rs::GBK;
 
-use super::{assignments, joined_keys, num};
+use super::{assignments, date_time, digits_at, joined_keys, num};
 use crate::quote::RawQuote;
 use crate::symbol::Symbol;
 use crate::transport::HttpRequest;
@@ -17,10 +16,9 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
 }
 
 pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
-    let (text, _, _) = GBK.decode(body);
     let mut seen = false;
     let mut quotes = Vec::new();
-    for (key, value) in assignments(&text, "v_") {
+    for (key, value) in assignments(body, b"v_") {
         seen = true; // includes `v_pv_none_match="1"`, the answer for unknown codes
         if let Some(q) = record(key, value) {
             quotes.push(q);
@@ -32,12 +30,14 @@ pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
     Ok(quotes)
 }
 
-fn record(key: &str, value: &str) -> Option<RawQuote> {
-    let f: Vec<&str> = value.split('~').collect();
+fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
+    let symbol = Symbol::from_key(key)?;
+    // `~` can be a GBK trail byte, so decode the record before splitting it.
+    let text = GBK.decode_without_bom_handling(value).0;
+    let f: Vec<&str> = text.split('~').collect();
     if f.len() < 35 {
         return None;
     }
-    let symbol = Symbol::from_key(key)?;
     let lots = |i: usize| {
         f.get(i)
             .and_then(|v| num(v))
@@ -59,7 +59,10 @@ fn record(key: &str, value: &str) -> Option<RawQuote> {
         high: num(f[33]),
         low: num(f[34]),
         amount,
-        time: NaiveDateTime::parse_from_str(f[30].trim(), "%Y%m%d%H%M%S").ok(),
+        time: {
+            let t = f[30].trim().as_bytes();
+            date_time([0..4, 4..6, 6..8, 8..10, 10..12, 12..14].map(|r| digits_at(t, r)))
+        },
     })
 }
 

@@ -152,9 +152,9 @@ fn open_reason(e: OpenDbError) -> String {
     }
 }
 
-/// Creates the schema. Version 1 is the first, so there is nothing older to migrate; a store
-/// left by an older version would be kept, its entries reading as corrupt if their format tag
-/// no longer matches, and overwritten by the next save.
+/// Creates the object store if absent and keeps it if present (version 1 is the first, so
+/// nothing older exists yet): entries carry their own format tag, so one that a later layout
+/// cannot read loads as corrupt, a miss, and the next save overwrites it.
 fn upgrade(_: VersionChangeEvent, db: Database) -> indexed_db_futures::Result<()> {
     if !db.object_store_names().any(|n| n == IdbStore::STORE_NAME) {
         db.create_object_store(IdbStore::STORE_NAME).build()?;
@@ -259,7 +259,7 @@ impl Store for IdbStore {
         })
     }
 
-    fn len(&self) -> Option<usize> {
+    fn entry_count(&self) -> Option<usize> {
         Some(self.count.get())
     }
 }

@@ -15,10 +15,13 @@ use crate::error::Error;
 use crate::store::Store;
 use crate::transport::Transport;
 
+#[allow(clippy::arc_with_non_send_sync)]
 pub(crate) fn default_transport() -> Result<Arc<dyn Transport>, Error> {
     Ok(Arc::new(FetchTransport))
 }
 
+// The browser is single-threaded: an `Arc` of JS handles is never shared across threads.
+#[allow(clippy::arc_with_non_send_sync)]
 pub(crate) async fn open_store(
     _cache_dir: Option<&Path>,
     db_name: &str,

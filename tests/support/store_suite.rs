@@ -46,7 +46,7 @@ fn found(slot: &Stored) -> &Quote {
 pub async fn check_store(store: &dyn Store) {
     const T: i64 = 1_796_011_200_123; // 2026-11-30T10:00:00.123+08:00
     store.clear().await.unwrap();
-    assert_eq!(store.len(), Some(0));
+    assert_eq!(store.entry_count(), Some(0));
     let (a, b, c) = (sym("sh600000"), sym("sz000001"), sym("bj430017"));
     assert_eq!(
         store.load(&[a, b]).await.unwrap(),
@@ -64,7 +64,7 @@ pub async fn check_store(store: &dyn Store) {
     );
     assert_eq!(got[1], Stored::Missing);
     assert_eq!(found(&got[2]), &qb);
-    assert_eq!(store.len(), Some(2));
+    assert_eq!(store.entry_count(), Some(2));
 
     // A later save replaces; an index and a stock with the same code are separate entries.
     let qa2 = sample("sh600000", 9.10, T + 5_000);
@@ -79,12 +79,12 @@ pub async fn check_store(store: &dyn Store) {
     assert_eq!(found(&got[1]).exchange, Exchange::Shanghai);
     assert_eq!(found(&got[1]).current_price, 3300.5);
     assert_eq!(found(&got[2]), &stock);
-    assert_eq!(store.len(), Some(3));
+    assert_eq!(store.entry_count(), Some(3));
 
     store.remove(a).await.unwrap();
     store.remove(a).await.unwrap(); // absent: still fine
     assert_eq!(store.load(&[a]).await.unwrap(), vec![Stored::Missing]);
-    assert_eq!(store.len(), Some(2));
+    assert_eq!(store.entry_count(), Some(2));
 
     // A whole market's worth in one call.
     let many: Vec<Quote> = (0..600)
@@ -96,10 +96,10 @@ pub async fn check_store(store: &dyn Store) {
     for (slot, q) in got.iter().zip(&many) {
         assert_eq!(found(slot), q);
     }
-    assert_eq!(store.len(), Some(602));
+    assert_eq!(store.entry_count(), Some(602));
 
     store.clear().await.unwrap();
-    assert_eq!(store.len(), Some(0));
+    assert_eq!(store.entry_count(), Some(0));
     assert_eq!(
         store.load(&[b, keys[0]]).await.unwrap(),
         vec![Stored::Missing, Stored::Missing]
