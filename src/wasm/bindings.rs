@@ -1,1 +1,318 @@
-pub struct QuantDB;
+//! The JavaScript API: `QuantDB.open(options)`, `getRealtimeData`, `getRealtimeDataBatch`,
+//! `cacheStats`, `clearCache`. Results are plain objects with the native JSON field names.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::calendar::TtlMode;
+use crate::engine::{FetchOptions, QuantDb};
+use crate::error::Error;
+use crate::provider::Provider;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** An upstream. */
+export type Provider = "sina" | "tencent" | "eastmoney";
+
+/** Stable error codes, on rejected promises (`error.code`) and batch error entries. */
+export type ErrorCode =
+  | "invalid_symbol" | "not_found" | "timeout" | "upstream_error" | "parse_error"
+  | "upstream_unavailable" | "config_error" | "storage_error";
+
+export type MarketPhase =
+  | "pre_open" | "opening_auction" | "trading" | "lunch_break" | "closing_auction"
+  | "after_close" | "closed";
+
+export interface OpenOptions {
+  /** Base URL that answers like hq.sinajs.cn, e.g. a CORS proxy that adds Sina's Referer. */
+  sinaUrl?: string;
+  /** Base URL that answers like qt.gtimg.cn (a CORS proxy). */
+  tencentUrl?: string;
+  /** Base URL that answers like push2.eastmoney.com (a CORS proxy). */
+  eastmoneyUrl?: string;
+  /** Providers to try, in order. Default: sina, tencent, eastmoney. */
+  providers?: Provider[];
+  /** IndexedDB database name. Default "quantdb". */
+  dbName?: string;
+  /** Keep quotes in IndexedDB across reloads. Default true. */
+  persistent?: boolean;
+  /** Quotes kept in memory. Default 10000. */
+  memoryCapacity?: number;
+  /** TTL during trading sessions, seconds. Default 30. */
+  ttlTradingSeconds?: number;
+  /** TTL outside trading sessions, seconds. Default 60. */
+  ttlClosedSeconds?: number;
+  /** "until_next_open" keeps settled after-close quotes until the next session. Default "fixed". */
+  ttlMode?: "fixed" | "until_next_open";
+  /** Timeout of each upstream request, milliseconds. Default 5000. */
+  timeoutMs?: number;
+  /** Upstream requests in flight at once. Default 8. */
+  maxConcurrentRequests?: number;
+  /** Extra exchange closure dates, "YYYY-MM-DD". */
+  extraClosures?: string[];
+}
+
+export interface FetchOptions {
+  /** Skip the caches and ask the upstream; the answer refreshes the caches. */
+  forceRefresh?: boolean;
+}
+
+export interface Quote {
+  /** The 6-digit code. */
+  symbol: string;
+  exchange: "SH" | "SZ" | "BJ";
+  name: string;
+  current_price: number;
+  change: number;
+  change_percent: number;
+  /** null when there was no trade today. */
+  open: number | null;
+  high: number | null;
+  low: number | null;
+  prev_close: number;
+  /** Shares. */
+  volume: number;
+  /** Yuan. */
+  amount: number;
+  /** The upstream's time for the quote, ISO 8601 with +08:00. */
+  quote_time: string | null;
+  /** When it was fetched, ISO 8601 with +08:00. */
+  timestamp: string;
+  cache_hit: boolean;
+  cache_source: "memory" | "disk" | "network";
+  source: Provider;
+  market_status: MarketPhase | "suspended";
+}
+
+/** A batch entry for a symbol that could not be answered. */
+export interface SymbolError {
+  /** The symbol as it was written in the request. */
+  symbol: string;
+  error: string;
+  code: ErrorCode;
+}
+
+export type BatchEntry = Quote | SymbolError;
+
+export interface CacheStats {
+  memory_hits: number;
+  persistent_hits: number;
+  misses: number;
+  hit_rate: number;
+  upstream_requests: number;
+  upstream_failures: number;
+  symbols_fetched: number;
+  coalesced_waits: number;
+  errors: number;
+  corrupt_entries: number;
+  store_errors: number;
+  memory_entries: number;
+  memory_capacity: number;
+  /** null when the persistent tier is off. */
+  persistent_entries: number | null;
+  /** false when IndexedDB is unavailable or failed: the client works from memory. */
+  persistent_enabled: boolean;
+  ttl_seconds: number;
+  market_phase: MarketPhase;
+  calendar_covers_today: boolean;
+}
+
+/** What a QuantDB promise rejects with. */
+export interface QuantDBError extends Error {
+  code: ErrorCode;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "OpenOptions")]
+    pub type OpenOptions;
+    #[wasm_bindgen(typescript_type = "FetchOptions")]
+    pub type JsFetchOptions;
+}
+
+/// `OpenOptions`, as Rust reads it. Unknown keys are refused so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Options {
+    sina_url: Option<String>,
+    tencent_url: Option<String>,
+    eastmoney_url: Option<String>,
+    providers: Option<Vec<Provider>>,
+    db_name: Option<String>,
+    persistent: Option<bool>,
+    memory_capacity: Option<usize>,
+    ttl_trading_seconds: Option<f64>,
+    ttl_closed_seconds: Option<f64>,
+    ttl_mode: Option<TtlMode>,
+    timeout_ms: Option<f64>,
+    max_concurrent_requests: Option<usize>,
+    extra_closures: Option<Vec<NaiveDate>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CallOptions {
+    force_refresh: Option<bool>,
+}
+
+/// Reads an optional options object (`undefined` and `null` mean defaults). It goes through
+/// JSON so that every key is seen and an unknown one (a typo) is refused.
+fn options<T: Default + serde::de::DeserializeOwned>(value: Option<JsValue>) -> Result<T, Error> {
+    let bad = |e: &dyn std::fmt::Display| Error::Config(format!("bad options: {e}"));
+    match value {
+        Some(v) if !v.is_undefined() && !v.is_null() => {
+            let json: serde_json::Value = serde_wasm_bindgen::from_value(v).map_err(|e| bad(&e))?;
+            serde_json::from_value(json).map_err(|e| bad(&e))
+        }
+        _ => Ok(T::default()),
+    }
+}
+
+fn seconds(name: &str, value: f64) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| Error::Config(format!("{name} must be a non-negative number, not {value}")))
+}
+
+/// A JS `Error` carrying `.code` (and the message of the Rust error).
+fn js_error(err: &Error) -> JsValue {
+    let e = js_sys::Error::new(&err.to_string());
+    e.set_name("QuantDBError");
+    let _ = js_sys::Reflect::set(&e, &"code".into(), &err.code().into());
+    e.into()
+}
+
+/// Plain objects (not `Map`s), numbers for integers, `null` for `None`.
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error(&Error::Config(format!("cannot convert the answer: {e}"))))
+}
+
+/// A realtime quote client for the browser, with a memory tier and an IndexedDB tier.
+#[wasm_bindgen]
+pub struct QuantDB {
+    db: QuantDb,
+}
+
+#[wasm_bindgen]
+impl QuantDB {
+    /// Opens a client. IndexedDB problems (unavailable, blocked, quota) leave it memory-only:
+    /// `cacheStats().persistent_enabled` says which. Rejects only on invalid options.
+    pub async fn open(options: Option<OpenOptions>) -> Result<QuantDB, JsValue> {
+        Self::open_inner(options.map(JsValue::from))
+            .await
+            .map_err(|e| js_error(&e))
+    }
+
+    async fn open_inner(value: Option<JsValue>) -> Result<QuantDB, Error> {
+        let o: Options = options(value)?;
+        let mut b = QuantDb::builder();
+        for (provider, url) in [
+            (Provider::Sina, o.sina_url),
+            (Provider::Tencent, o.tencent_url),
+            (Provider::Eastmoney, o.eastmoney_url),
+        ] {
+            if let Some(url) = url {
+                b = b.base_url(provider, url);
+            }
+        }
+        if let Some(p) = o.providers {
+            b = b.providers(p);
+        }
+        if let Some(name) = o.db_name {
+            b = b.db_name(name);
+        }
+        if let Some(on) = o.persistent {
+            b = b.persistent(on);
+        }
+        if let Some(n) = o.memory_capacity {
+            b = b.memory_capacity(n);
+        }
+        if let Some(s) = o.ttl_trading_seconds {
+            b = b.ttl_trading(seconds("ttlTradingSeconds", s)?);
+        }
+        if let Some(s) = o.ttl_closed_seconds {
+            b = b.ttl_closed(seconds("ttlClosedSeconds", s)?);
+        }
+        if let Some(mode) = o.ttl_mode {
+            b = b.ttl_mode(mode);
+        }
+        if let Some(ms) = o.timeout_ms {
+            b = b.timeout(seconds("timeoutMs", ms / 1000.0)?);
+        }
+        if let Some(n) = o.max_concurrent_requests {
+            b = b.max_concurrent_requests(n);
+        }
+        if let Some(dates) = o.extra_closures {
+            b = b.extra_closures(dates);
+        }
+        Ok(QuantDB {
+            db: b.build().await?,
+        })
+    }
+
+    /// One quote. Rejects with an `Error` whose `.code` says why.
+    #[wasm_bindgen(js_name = getRealtimeData, unchecked_return_type = "Promise<Quote>")]
+    pub fn get_realtime_data(
+        &self,
+        symbol: String,
+        options: Option<JsFetchOptions>,
+    ) -> js_sys::Promise {
+        let db = self.db.clone();
+        let options = call_options(options);
+        future_to_promise(async move {
+            let quote = db
+                .get_realtime_data_with(&symbol, options.map_err(|e| js_error(&e))?)
+                .await;
+            to_js(&quote.map_err(|e| js_error(&e))?)
+        })
+    }
+
+    /// One entry per distinct symbol, in request order: a `Quote`, or a `SymbolError`.
+    #[wasm_bindgen(js_name = getRealtimeDataBatch, unchecked_return_type = "Promise<BatchEntry[]>")]
+    pub fn get_realtime_data_batch(
+        &self,
+        symbols: Vec<String>,
+        options: Option<JsFetchOptions>,
+    ) -> js_sys::Promise {
+        let db = self.db.clone();
+        let options = call_options(options);
+        future_to_promise(async move {
+            let entries = db
+                .get_realtime_data_batch_with(&symbols, options.map_err(|e| js_error(&e))?)
+                .await;
+            to_js(&entries)
+        })
+    }
+
+    /// Hits, misses, hit rate, upstream requests, entries per tier, the TTL and market phase now.
+    #[wasm_bindgen(js_name = cacheStats, unchecked_return_type = "CacheStats")]
+    pub fn cache_stats(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.db.cache_stats())
+    }
+
+    /// Clears every tier, or one symbol's entries.
+    #[wasm_bindgen(js_name = clearCache, unchecked_return_type = "Promise<void>")]
+    pub fn clear_cache(&self, symbol: Option<String>) -> js_sys::Promise {
+        let db = self.db.clone();
+        future_to_promise(async move {
+            let done = match symbol {
+                Some(s) => db.clear_symbol(&s).await,
+                None => db.clear_cache().await,
+            };
+            done.map(|()| JsValue::UNDEFINED).map_err(|e| js_error(&e))
+        })
+    }
+}
+
+fn call_options(value: Option<JsFetchOptions>) -> Result<FetchOptions, Error> {
+    let o: CallOptions = options(value.map(JsValue::from))?;
+    Ok(FetchOptions {
+        force_refresh: o.force_refresh.unwrap_or(false),
+    })
+}

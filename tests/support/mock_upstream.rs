@@ -11,7 +11,8 @@
 //!   UTF-8 JSON, or JSONP with `cb=NAME`.
 //!
 //! Control endpoints (never counted as upstream requests):
-//! `GET /__mock/stats`, `POST /__mock/reset`, `GET|POST /__mock/config`.
+//! `GET /__mock/stats`, `POST /__mock/reset`, `GET|POST /__mock/config`, and
+//! `GET /__mock/quote/<key>` (the market data the upstreams would answer for `key`).
 //!
 //! Knobs (latency, failure rate, providers down, CORS, Referer check, price tick) live in shared
 //! state and can be changed from Rust through [`MockUpstream`] or over HTTP.
@@ -95,7 +96,7 @@ pub struct Counts {
 /// For a suspended stock: `volume` and `amount` are 0, `open`, `high` and `low` are 0.0, and
 /// `price` equals `prev_close` (the last traded price; Sina sends `0.000` for it on the wire,
 /// Tencent sends the previous close, Eastmoney sends `"-"`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct MarketQuote {
     /// Upstream key, e.g. `"sh600000"`.
     pub key: String,
@@ -1255,6 +1256,13 @@ async fn route(shared: &Arc<Shared>, req: Request) -> Response {
             match axum::body::to_bytes(req.into_body(), MAX_CONTROL_BODY).await {
                 Ok(body) => apply_config(shared, &body),
                 Err(_) => text(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+            }
+        }
+        _ if is_get && path.starts_with("/__mock/quote/") => {
+            // The expected market data for one key, for tests that cannot call Rust.
+            match market_quote_at(&path["/__mock/quote/".len()..], shared.tick()) {
+                Some(q) => json(serde_json::to_string(&q).unwrap_or_default()),
+                None => text(StatusCode::NOT_FOUND, "not listed"),
             }
         }
         "/__mock/stats" | "/__mock/reset" | "/__mock/config" => {

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The browser tests: the wasm32 build in headless Chromium against the mock upstream (CORS on;
+# the Referer check off, as a CORS proxy in front of Sina would add the Referer), with real
+# fetch and real IndexedDB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pidfile=$(mktemp)
+trap 'kill "$(cat "$pidfile")" 2>/dev/null || true' EXIT
+url=$(MOCK_PID_FILE=$pidfile scripts/start-mock.sh --cors --no-referer-check)
+echo "[browser] mock upstream at $url"
+export QUANTDB_MOCK_URL=$url
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+cargo test --target wasm32-unknown-unknown --tests
