@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, idempotently: the wasm32 target, Debian's Chromium and
 # ChromeDriver, wasm-bindgen-cli and wasm-pack at the versions Cargo.lock expects, and the
-# npm tools under .tools/. Each step is skipped when already in place at the right version.
+# npm tools of scripts/package.json (playwright-core, binaryen's wasm-opt). Each step is
+# skipped when already in place at the right version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +31,13 @@ fi
 if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK_VERSION" ]; then
   log "installing wasm-pack $WASM_PACK_VERSION"
   cargo install -q wasm-pack --version "$WASM_PACK_VERSION" --force
+fi
+for tool in node npm gzip; do
+  command -v "$tool" >/dev/null || { echo "[install] $tool is missing" >&2; exit 1; }
+done
+if [ ! -x scripts/node_modules/.bin/wasm-opt ] || [ ! -d scripts/node_modules/playwright-core ] \
+   || [ scripts/package-lock.json -nt scripts/node_modules/.package-lock.json ]; then
+  log "installing npm tools (playwright-core, binaryen) into scripts/node_modules"
+  (cd scripts && npm ci --no-audit --no-fund --loglevel=error)
 fi
 log "toolchain ready"

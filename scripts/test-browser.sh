@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The browser tests: the wasm32 build in headless Chromium against the mock upstream (CORS on;
 # the Referer check off, as a CORS proxy in front of Sina would add the Referer), with real
-# fetch and real IndexedDB.
+# fetch and real IndexedDB; then the packed npm package, loaded by a page in Chromium and
+# compared field for field with the native CLI on the same mock data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pidfile=$(mktemp)
@@ -12,3 +13,8 @@ export QUANTDB_MOCK_URL=$url
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 cargo test --target wasm32-unknown-unknown --tests
+
+scripts/build-pkg.sh
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+cargo build -q --bin quantdb
+node scripts/check-pkg.mjs "artifacts/quantdb-$version.tgz" target/debug/quantdb

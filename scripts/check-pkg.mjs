@@ -1,0 +1,122 @@
+// Checks the packed npm package as a user gets it: installs the tarball into a scratch app,
+// resolves its `exports` in Node, loads it in headless Chromium against the mock upstream, and
+// compares the browser's objects with the native CLI's `--json` output field for field.
+//
+// usage: QUANTDB_MOCK_URL=http://127.0.0.1:PORT node scripts/check-pkg.mjs TARBALL QUANTDB_BIN
+import { spawnSync, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [tarball, quantdbBin] = process.argv.slice(2).map((p) => path.resolve(p));
+const mock = process.env.QUANTDB_MOCK_URL;
+if (!tarball || !quantdbBin || !mock) {
+  console.error("usage: QUANTDB_MOCK_URL=URL node scripts/check-pkg.mjs TARBALL QUANTDB_BIN");
+  process.exit(2);
+}
+const SYMBOLS = ["600000", "000001", "300750", "sh000001", "bj430017", "000097", "bad!", "603999"];
+const failures = [];
+const check = (ok, what) => {
+  console.log(`[pkg-check] ${ok ? "ok  " : "FAIL"} ${what}`);
+  if (!ok) failures.push(what);
+};
+
+// 1. Install the tarball like a user would.
+const app = fs.mkdtempSync(path.join(os.tmpdir(), "quantdb-pkg-"));
+fs.writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
+execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", tarball], { cwd: app, stdio: "inherit" });
+const pkgDir = path.join(app, "node_modules", "quantdb");
+
+// 2. The exports map resolves, and the public types name real shapes, never `any`.
+const resolve = (spec) =>
+  execFileSync("node", ["--input-type=module", "-e", `console.log(import.meta.resolve(${JSON.stringify(spec)}))`], { cwd: app })
+    .toString()
+    .trim();
+check(resolve("quantdb").endsWith("/node_modules/quantdb/web/quantdb.js"), "`quantdb` resolves to the web build");
+check(resolve("quantdb/bundler").endsWith("/node_modules/quantdb/bundler/quantdb.js"), "`quantdb/bundler` resolves");
+const dts = fs.readFileSync(path.join(pkgDir, "web", "quantdb.d.ts"), "utf8");
+const publicTypes = dts.split("export type InitInput")[0];
+check(!/\bany\b/.test(publicTypes), "no `any` in the public TypeScript types");
+for (const sig of ["getRealtimeDataBatch(symbols: string[], options?: FetchOptions | null): Promise<BatchEntry[]>", "cacheStats(): CacheStats", "static open(options?: OpenOptions | null): Promise<QuantDB>"]) {
+  check(dts.includes(sig), `types declare ${sig}`);
+}
+
+// 3. A page that imports the package by name and asks for quotes.
+fs.writeFileSync(
+  path.join(app, "index.html"),
+  `<!doctype html><meta charset="utf-8">
+<script type="importmap">{"imports":{"quantdb":"/node_modules/quantdb/web/quantdb.js"}}</script>
+<script type="module">
+import init, { QuantDB } from "quantdb";
+try {
+  await init();
+  const url = ${JSON.stringify(mock)};
+  const db = await QuantDB.open({ sinaUrl: url, tencentUrl: url, eastmoneyUrl: url, persistent: false });
+  const batch = await db.getRealtimeDataBatch(${JSON.stringify(SYMBOLS)});
+  let rejected = null;
+  try { await db.getRealtimeData("nope"); } catch (e) { rejected = { code: e.code, isError: e instanceof Error }; }
+  window.result = { batch, stats: db.cacheStats(), rejected };
+} catch (e) {
+  window.result = { failed: String(e) };
+}
+</script>`,
+);
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+const server = http.createServer((req, res) => {
+  const file = path.join(app, decodeURIComponent(new URL(req.url, "http://x").pathname));
+  if (!file.startsWith(app) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "content-type": types[path.extname(file)] ?? "application/octet-stream" });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+const page_url = `http://127.0.0.1:${server.address().port}/index.html`;
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+let result;
+try {
+  const page = await browser.newPage();
+  page.on("console", (m) => console.log(`[page] ${m.text()}`));
+  await page.goto(page_url);
+  await page.waitForFunction(() => window.result !== undefined, null, { timeout: 30000 });
+  result = await page.evaluate(() => window.result);
+} finally {
+  await browser.close();
+  server.close();
+}
+check(!result.failed, `the package loads and answers in Chromium${result.failed ? ": " + result.failed : ""}`);
+if (!result.failed) {
+  check(result.rejected?.code === "invalid_symbol" && result.rejected.isError, "a bad symbol rejects with an Error carrying .code");
+  check(result.stats.upstream_requests >= 1 && result.stats.persistent_enabled === false, "cacheStats() is a plain object");
+
+  // 4. The native CLI on the same mock data: the same fields, the same values.
+  const env = { ...process.env, QUANTDB_SINA_URL: mock, QUANTDB_TENCENT_URL: mock, QUANTDB_EASTMONEY_URL: mock };
+  const cli = spawnSync(quantdbBin, ["--memory-only", "quote", "--json", ...SYMBOLS], { env });
+  const native = JSON.parse(cli.stdout.toString());
+  const browserList = result.batch;
+  check(native.length === browserList.length && native.length === SYMBOLS.length, `both answer ${SYMBOLS.length} entries`);
+  const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?\+08:00$/;
+  native.forEach((n, i) => {
+    const b = browserList[i] ?? {};
+    const nk = Object.keys(n).sort().join(",");
+    const bk = Object.keys(b).sort().join(",");
+    check(nk === bk, `${SYMBOLS[i]}: same fields (${nk})`);
+    const diffs = Object.keys(n).filter((k) => {
+      if (k === "timestamp" || k === "quote_time") {
+        return !(n[k] === b[k] || (iso.test(n[k]) && iso.test(b[k])));
+      }
+      return JSON.stringify(n[k]) !== JSON.stringify(b[k]);
+    });
+    check(diffs.length === 0, `${SYMBOLS[i]}: same values${diffs.length ? " (differs: " + diffs.map((k) => `${k} ${JSON.stringify(n[k])} vs ${JSON.stringify(b[k])}`).join(", ") + ")" : ""}`);
+  });
+}
+fs.rmSync(app, { recursive: true, force: true });
+console.log(`pkg-check: ${failures.length === 0 ? "all checks passed" : failures.length + " checks failed"}`);
+process.exit(failures.length === 0 ? 0 : 1);
