@@ -3,6 +3,11 @@
 //! Native futures must be `Send` (tokio's multi-threaded runtime moves them between threads);
 //! the browser is single-threaded and its JS handles are not `Send`. The aliases below let the
 //! rest of the crate name one bound and get the right one for the target.
+//!
+//! GBK text is decoded by the WHATWG Encoding Standard's `gbk` decoder on both targets:
+//! natively by encoding_rs (the standard's reference implementation), in the browser by the
+//! page's own `TextDecoder`, which implements the same standard. Shipping encoding_rs to the
+//! browser would add every CJK table it has (about 145 KB gzipped) to the package.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,11 +19,28 @@ cfg_if::cfg_if! {
         impl<T: ?Sized> MaybeSendSync for T {}
         /// A boxed future: `Send` outside wasm32.
         pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+        thread_local! {
+            static GBK: Option<web_sys::TextDecoder> = web_sys::TextDecoder::new_with_label("gbk").ok();
+        }
+
+        /// Decodes GBK bytes; malformed sequences become U+FFFD.
+        pub fn decode_gbk(bytes: &[u8]) -> String {
+            GBK.with(|decoder| match decoder {
+                Some(d) => d.decode_with_u8_array(bytes).unwrap_or_default(),
+                None => String::from_utf8_lossy(bytes).into_owned(),
+            })
+        }
     } else {
         /// `Send + Sync` outside wasm32, nothing on wasm32.
         pub trait MaybeSendSync: Send + Sync {}
         impl<T: ?Sized + Send + Sync> MaybeSendSync for T {}
         /// A boxed future: `Send` outside wasm32.
         pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+        /// Decodes GBK bytes; malformed sequences become U+FFFD.
+        pub fn decode_gbk(bytes: &[u8]) -> String {
+            encoding_rs::GBK.decode_without_bom_handling(bytes).0.into_owned()
+        }
     }
 }

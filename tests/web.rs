@@ -159,6 +159,26 @@ async fn single_and_batch_quotes_match_the_market() {
 }
 
 #[wasm_bindgen_test]
+fn gbk_names_decode_in_the_browser_as_natively() {
+    // The browser's TextDecoder and encoding_rs implement the same WHATWG `gbk` decoder.
+    let names = ["浦发银行", "*ST星源", "中国平安", "沪深300", "鑫龙电器"];
+    for (i, name) in names.iter().enumerate() {
+        let line = format!("var hq_str_sh60000{i}=\"{name},9.090,9.110,9.050,9.150,9.030,9.040,9.050,51270289,465159863.000,375500,9.040,709400,9.030,452100,9.020,714700,9.010,862200,9.000,436555,9.050,284000,9.060,220600,9.070,110065,9.080,351295,9.090,2026-08-21,15:34:58,00\";");
+        let body = encoding_rs::GBK.encode(&line).0;
+        let record = format!(
+            "v_sz00000{i}=\"51~{name}~00000{i}~9.00~8.89~8.85~544687~0~0{}~~20260708161454~0.11~1.24~9.03~8.79~9.00/544687/488947253~544687~48894.7253\";",
+            "~0".repeat(20)
+        );
+        let tencent = encoding_rs::GBK.encode(&record).0;
+        assert_eq!(Provider::Sina.parse(&body).unwrap()[0].name, *name);
+        assert_eq!(Provider::Tencent.parse(&tencent).unwrap()[0].name, *name);
+    }
+    // Malformed bytes become U+FFFD, as natively.
+    let bad = b"var hq_str_sh600000=\"\x81\x20AB,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,2026-08-21,15:34:58,00\";";
+    assert_eq!(Provider::Sina.parse(bad).unwrap()[0].name, "\u{fffd} AB");
+}
+
+#[wasm_bindgen_test]
 async fn results_have_exactly_the_native_field_names() {
     reset_mock(json!({})).await;
     let db = open(&options(json!({"persistent": false}))).await;

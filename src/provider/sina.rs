@@ -1,8 +1,7 @@
 //! Sina `hq.sinajs.cn`: `var hq_str_sh600000="name,open,prev_close,price,high,low,...";` in GBK.
 
-use encoding_rs::GBK;
-
 use super::{assignments, date_time, digits_at, joined_keys, num_bytes, split_bytes};
+use crate::platform::decode_gbk;
 use crate::quote::RawQuote;
 use crate::symbol::Symbol;
 use crate::transport::HttpRequest;
@@ -59,7 +58,7 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
     Some(RawQuote {
         symbol: Some(Symbol::from_key(key)?),
         // Only the name is text: decode just that field.
-        name: GBK.decode_without_bom_handling(f[0]).0.into_owned(),
+        name: decode_gbk(f[0]),
         open: num_bytes(f[1]),
         prev_close: num_bytes(f[2]),
         price: num_bytes(f[3]),
@@ -78,7 +77,7 @@ mod tests {
     const SAMPLE: &str = "var hq_str_sh600000=\"浦发银行,9.090,9.110,9.050,9.150,9.030,9.040,9.050,51270289,465159863.000,375500,9.040,709400,9.030,452100,9.020,714700,9.010,862200,9.000,436555,9.050,284000,9.060,220600,9.070,110065,9.080,351295,9.090,2026-08-21,15:34:58,00,D|36500|330325.00\";\n";
 
     fn gbk(s: &str) -> Vec<u8> {
-        GBK.encode(s).0.into_owned()
+        encoding_rs::GBK.encode(s).0.into_owned()
     }
 
     #[test]
@@ -126,6 +125,12 @@ mod tests {
         // Truncated mid-record: the partial line is dropped, nothing panics.
         let cut = &gbk(SAMPLE)[..40];
         assert!(parse(cut).map(|v| v.is_empty()).unwrap_or(true));
+    }
+
+    #[test]
+    fn malformed_gbk_becomes_replacement_characters() {
+        let bad = b"var hq_str_sh600000=\"\x81\x20AB,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,2026-08-21,15:34:58,00\";";
+        assert_eq!(parse(bad).unwrap()[0].name, "\u{fffd} AB");
     }
 
     #[test]

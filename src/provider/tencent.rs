@@ -1,9 +1,8 @@
 //! Tencent `qt.gtimg.cn`: `v_sh600000="1~name~600000~price~prev_close~open~volume(lots)~...";`
 //! in GBK. Volumes are in lots of 100 shares, field 37 is in 10,000 yuan.
 
-use encoding_rs::GBK;
-
 use super::{assignments, date_time, digits_at, joined_keys, num};
+use crate::platform::decode_gbk;
 use crate::quote::RawQuote;
 use crate::symbol::Symbol;
 use crate::transport::HttpRequest;
@@ -33,7 +32,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
 fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
     let symbol = Symbol::from_key(key)?;
     // `~` can be a GBK trail byte, so decode the record before splitting it.
-    let text = GBK.decode_without_bom_handling(value).0;
+    let text = decode_gbk(value);
     let f: Vec<&str> = text.split('~').collect();
     if f.len() < 35 {
         return None;
@@ -73,7 +72,7 @@ mod tests {
     const SAMPLE: &str = "v_sh600000=\"1~浦发银行~600000~9.00~8.89~8.85~544687~323481~221557~9.00~1384~8.99~2223~8.98~911~8.97~602~8.96~374~9.01~655~9.02~17648~9.03~10161~9.04~6039~9.05~10338~~20260708161454~0.11~1.24~9.03~8.79~~\";";
 
     fn gbk(s: &str) -> Vec<u8> {
-        GBK.encode(s).0.into_owned()
+        encoding_rs::GBK.encode(s).0.into_owned()
     }
 
     #[test]
