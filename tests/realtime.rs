@@ -179,6 +179,25 @@ async fn misses_are_chunked_by_provider_batch_size() {
 }
 
 #[tokio::test]
+async fn chunks_are_fetched_concurrently_up_to_the_bound() {
+    let mock = mock().await;
+    mock.set_latency(Duration::from_millis(100));
+    for bound in [1, 3] {
+        mock.reset_counts();
+        let db = builder(&mock, ManualClock::trading(), None)
+            .providers([Provider::Tencent])
+            .max_concurrent_requests(bound)
+            .build()
+            .await
+            .unwrap();
+        let entries = db.get_realtime_data_batch(&listed_symbols(300)).await; // 5 chunks of 60
+        assert!(entries.iter().all(|e| e.quote().is_some()));
+        assert_eq!(mock.requests().total, 5);
+        assert_eq!(mock.max_in_flight(), bound as u64, "bound {bound}");
+    }
+}
+
+#[tokio::test]
 async fn one_thousand_concurrent_callers_share_one_request() {
     let mock = mock().await;
     mock.set_latency(Duration::from_millis(100));

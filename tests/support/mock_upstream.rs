@@ -160,6 +160,9 @@ struct Shared {
     tick: AtomicU64,
     requests: [AtomicU64; 3],
     symbols: [AtomicU64; 3],
+    /// Upstream requests being answered right now, and the most seen at once.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
 }
 
 impl Shared {
@@ -173,6 +176,8 @@ impl Shared {
             tick: AtomicU64::new(0),
             requests: Default::default(),
             symbols: Default::default(),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
         };
         shared.set_latency(config.latency);
         shared.set_failure_rate(config.failure_rate);
@@ -236,6 +241,7 @@ impl Shared {
         for c in self.requests.iter().chain(self.symbols.iter()) {
             c.store(0, Ordering::Relaxed);
         }
+        self.max_in_flight.store(0, Ordering::Relaxed);
     }
 
     fn should_fail(&self) -> bool {
@@ -259,6 +265,7 @@ impl Shared {
         let stats = StatsView {
             requests: counts_of(&self.requests),
             symbols: counts_of(&self.symbols),
+            max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
         };
         serde_json::to_string(&stats).unwrap_or_default()
     }
@@ -280,6 +287,7 @@ struct ConfigView {
 struct StatsView {
     requests: Counts,
     symbols: Counts,
+    max_in_flight: u64,
 }
 
 fn counts_of(counters: &[AtomicU64; 3]) -> Counts {
@@ -356,6 +364,11 @@ impl MockUpstream {
 
     pub fn reset_counts(&self) {
         self.shared.reset_counts();
+    }
+
+    /// The most upstream requests the mock was answering at once since the last reset.
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn set_latency(&self, d: Duration) {
@@ -1280,10 +1293,13 @@ async fn route(shared: &Arc<Shared>, req: Request) -> Response {
 /// Counting, latency, outages and injected failures, common to all upstreams.
 async fn gate(shared: &Shared, provider: Provider, codes: usize) -> Option<Response> {
     shared.count(provider, codes);
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let latency = shared.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     if shared.is_down(provider) {
         return Some(text(StatusCode::INTERNAL_SERVER_ERROR, "upstream down"));
     }
