@@ -21,7 +21,7 @@ mod native {
 
     use criterion::{criterion_group, BatchSize, Criterion};
     use mock_upstream::{MockConfig, MockUpstream};
-    use quantdb::{Provider, QuantDb, QuantDbBuilder};
+    use quantdb::{MarketPhase, Provider, QuantDb, QuantDbBuilder};
     use tokio::runtime::Runtime;
 
     fn keys(n: usize) -> Vec<String> {
@@ -37,9 +37,15 @@ mod native {
             (Provider::Eastmoney, mock_upstream::Provider::Eastmoney),
         ] {
             let body = mock_upstream::answer_body(mock_provider, &keys, 0);
-            assert_eq!(provider.parse(&body).unwrap().len(), 5000);
+            let now = chrono::Utc::now();
+            let answers = provider.answers(&body, now, MarketPhase::Trading).unwrap();
+            assert_eq!(answers.iter().filter(|(_, a)| a.is_ok()).count(), 5000);
             group.bench_function(provider.name(), |b| {
-                b.iter(|| provider.parse(black_box(&body)).unwrap())
+                b.iter(|| {
+                    provider
+                        .answers(black_box(&body), now, MarketPhase::Trading)
+                        .unwrap()
+                })
             });
         }
         group.finish();

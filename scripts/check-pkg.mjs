@@ -5,10 +5,10 @@
 // usage: QUANTDB_MOCK_URL=http://127.0.0.1:PORT node scripts/check-pkg.mjs TARBALL QUANTDB_BIN
 import { spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { startStaticServer } from "./static-server.mjs";
 
 const [tarball, quantdbBin] = process.argv.slice(2).map((p) => path.resolve(p));
 const mock = process.env.QUANTDB_MOCK_URL;
@@ -63,18 +63,8 @@ try {
 }
 </script>`,
 );
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
-const server = http.createServer((req, res) => {
-  const file = path.join(app, decodeURIComponent(new URL(req.url, "http://x").pathname));
-  if (!file.startsWith(app) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-    res.writeHead(404).end();
-    return;
-  }
-  res.writeHead(200, { "content-type": types[path.extname(file)] ?? "application/octet-stream" });
-  fs.createReadStream(file).pipe(res);
-});
-await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-const page_url = `http://127.0.0.1:${server.address().port}/index.html`;
+const server = await startStaticServer(app);
+const page_url = `${server.url}/index.html`;
 
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
@@ -89,7 +79,7 @@ try {
   result = await page.evaluate(() => window.result);
 } finally {
   await browser.close();
-  server.close();
+  await server.close();
 }
 check(!result.failed, `the package loads and answers in Chromium${result.failed ? ": " + result.failed : ""}`);
 if (!result.failed) {

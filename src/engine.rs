@@ -176,6 +176,54 @@ impl QuantDb {
         entries
     }
 
+    /// Whatever the memory and persistent tiers hold for these symbols, fresh or not, without
+    /// any upstream request: for painting a dashboard at once, then refreshing. In request
+    /// order; invalid and uncached symbols are left out. Not counted in the statistics.
+    pub async fn get_cached<S: AsRef<str>>(&self, symbols: &[S]) -> Vec<Quote> {
+        let mut wanted: Vec<Symbol> = Vec::with_capacity(symbols.len());
+        for s in symbols
+            .iter()
+            .filter_map(|s| Symbol::parse(s.as_ref()).ok())
+        {
+            if !wanted.contains(&s) {
+                wanted.push(s);
+            }
+        }
+        let mut found: HashMap<Symbol, Quote> = {
+            let memory = lock(&self.inner.memory);
+            (wanted.iter())
+                .filter_map(|s| {
+                    Some((
+                        *s,
+                        memory
+                            .peek(s)?
+                            .quote
+                            .clone()
+                            .served_from(CacheSource::Memory),
+                    ))
+                })
+                .collect()
+        };
+        let missing: Vec<Symbol> = wanted
+            .iter()
+            .filter(|s| !found.contains_key(s))
+            .copied()
+            .collect();
+        if let (Some(store), false) = (&self.inner.store, missing.is_empty()) {
+            if let Ok(slots) = store.load(&missing).await {
+                for (s, slot) in missing.into_iter().zip(slots) {
+                    if let Stored::Found(q) = slot {
+                        found.insert(s, q.served_from(CacheSource::Disk));
+                    }
+                }
+            }
+        }
+        wanted
+            .into_iter()
+            .filter_map(|s| found.remove(&s))
+            .collect()
+    }
+
     /// The statistics since this client was built.
     pub fn cache_stats(&self) -> CacheStats {
         let inner = &self.inner;
@@ -414,15 +462,17 @@ impl QuantDb {
             let mut next = Vec::new();
             for (chunk, result) in chunks.into_iter().zip(results) {
                 match result {
-                    Ok(quotes) => {
-                        let mut by_symbol: HashMap<Symbol, Quote> = quotes
-                            .into_iter()
-                            .filter_map(|q| Some((q.key()?, q)))
-                            .collect();
+                    Ok(answers) => {
+                        let mut by_symbol: HashMap<Symbol, Answer> = answers.into_iter().collect();
                         for s in chunk {
                             match by_symbol.remove(s) {
-                                Some(q) => {
+                                Some(Ok(q)) => {
                                     out.insert(*s, Ok(q));
+                                }
+                                // A relay's error for this symbol: the next provider may know better.
+                                Some(Err(e)) => {
+                                    errors.entry(*s).or_default().push(e);
+                                    next.push(*s);
                                 }
                                 None => {
                                     answered_without.insert(*s);
@@ -465,7 +515,11 @@ impl QuantDb {
     }
 
     /// One upstream request.
-    async fn fetch_chunk(&self, up: &Upstream, chunk: &[Symbol]) -> Result<Vec<Quote>, Error> {
+    async fn fetch_chunk(
+        &self,
+        up: &Upstream,
+        chunk: &[Symbol],
+    ) -> Result<Vec<(Symbol, Answer)>, Error> {
         let inner = &self.inner;
         let _permit = inner.permits.acquire().await.map_err(|_| Error::Upstream {
             provider: up.provider.name().into(),
@@ -476,7 +530,7 @@ impl QuantDb {
         Counters::add(&inner.counters.symbols_fetched, chunk.len());
         let provider = up.provider.name().to_string();
         let body = match inner.transport.get(&request, inner.timeout).await {
-            Ok(resp) if resp.status == 200 => up.provider.parse(&resp.body),
+            Ok(resp) if resp.status == 200 => Ok(resp.body),
             Ok(resp) => Err(Error::Upstream {
                 provider,
                 message: format!("HTTP {}", resp.status),
@@ -487,16 +541,13 @@ impl QuantDb {
             }),
             Err(TransportError::Failed(message)) => Err(Error::Upstream { provider, message }),
         };
-        let raws = body.inspect_err(|e| {
-            Counters::add(&inner.counters.upstream_failures, 1);
-            tracing::debug!("{e}");
-        })?;
         let fetched_at = inner.clock.now();
         let phase = inner.calendar.phase(fetched_at);
-        Ok(raws
-            .into_iter()
-            .filter_map(|r| r.into_quote(up.provider, fetched_at, phase))
-            .collect())
+        body.and_then(|body| up.provider.answers(&body, fetched_at, phase))
+            .inspect_err(|e| {
+                Counters::add(&inner.counters.upstream_failures, 1);
+                tracing::debug!("{e}");
+            })
     }
 
     async fn save_persistent(&self, quotes: &[Quote]) {
@@ -839,6 +890,7 @@ fn assert_futures_are_send(db: &QuantDb) {
     send(db.get_realtime_data_batch(&["600000"]));
     send(db.get_realtime_data_batch_with(&[String::from("600000")], FetchOptions::default()));
     send(db.clear_cache());
+    send(db.get_cached(&["600000"]));
     send(db.clear_symbol("600000"));
     send(QuantDb::builder().build());
 }

@@ -23,6 +23,9 @@ pub enum Error {
     /// Several upstreams were tried and every one failed.
     #[error("no upstream answered: {}", attempts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Unavailable { attempts: Vec<Error> },
+    /// An error a relay reported for a symbol, with the relay's code.
+    #[error("{message}")]
+    Relayed { code: &'static str, message: String },
     /// The configuration given to the builder is not usable.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -42,9 +45,34 @@ impl Error {
             Error::Upstream { .. } => "upstream_error",
             Error::Parse { .. } => "parse_error",
             Error::Unavailable { .. } => "upstream_unavailable",
+            Error::Relayed { code, .. } => code,
             Error::Config(_) => "config_error",
             Error::Storage(_) => "storage_error",
         }
+    }
+}
+
+impl Error {
+    /// Every code [`Error::code`] can return.
+    pub const CODES: [&'static str; 8] = [
+        "invalid_symbol",
+        "not_found",
+        "timeout",
+        "upstream_error",
+        "parse_error",
+        "upstream_unavailable",
+        "config_error",
+        "storage_error",
+    ];
+
+    /// A relay's error, keeping its code when it is one of ours (else `upstream_error`).
+    pub(crate) fn relayed(code: &str, message: String) -> Error {
+        let code = Self::CODES
+            .iter()
+            .find(|c| **c == code)
+            .copied()
+            .unwrap_or("upstream_error");
+        Error::Relayed { code, message }
     }
 }
 

@@ -10,18 +10,21 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
+    use std::net::{IpAddr, SocketAddr};
     use std::path::PathBuf;
     use std::process::ExitCode;
     use std::time::Duration;
 
     use clap::{Parser, Subcommand};
+    use quantdb::native::relay::{self, RelayConfig};
     use quantdb::{BatchEntry, FetchOptions, Provider, QuantDb, Quote};
     use unicode_width::UnicodeWidthStr;
 
     /// Cached realtime quotes for Chinese A-shares (Shanghai, Shenzhen, Beijing).
     ///
     /// Upstream base URLs can be redirected (a proxy, a mirror, a local test server) with
-    /// QUANTDB_SINA_URL, QUANTDB_TENCENT_URL and QUANTDB_EASTMONEY_URL.
+    /// QUANTDB_SINA_URL, QUANTDB_TENCENT_URL and QUANTDB_EASTMONEY_URL; QUANTDB_RELAY_URL
+    /// names a relay for `--providers relay`.
     #[derive(Parser, Debug)]
     #[command(name = "quantdb", version, about, long_about)]
     struct Cli {
@@ -37,6 +40,12 @@ mod cli {
         /// Timeout of each upstream request, in milliseconds
         #[arg(long, global = true, default_value_t = 5000, value_name = "MS")]
         timeout_ms: u64,
+        /// Cache TTL during trading sessions, in seconds
+        #[arg(long, global = true, default_value_t = 30, value_name = "SECS")]
+        ttl_trading_secs: u64,
+        /// Cache TTL outside trading sessions, in seconds
+        #[arg(long, global = true, default_value_t = 60, value_name = "SECS")]
+        ttl_closed_secs: u64,
         #[command(subcommand)]
         command: Command,
     }
@@ -65,6 +74,26 @@ mod cli {
         Clear {
             /// Only this symbol
             symbol: Option<String>,
+        },
+        /// Run the relay: a shared cache with a JSON API for dashboards and scripts
+        /// (GET /api/v1/realtime?symbols=..., GET /api/v1/realtime/{symbol},
+        /// POST /api/v1/realtime, GET /api/v1/stats, GET /healthz)
+        Serve {
+            /// Address to listen on (keep 127.0.0.1 unless other machines must reach it)
+            #[arg(long, default_value = "127.0.0.1")]
+            bind: IpAddr,
+            /// Port to listen on (0 picks a free one)
+            #[arg(long, default_value_t = 8650)]
+            port: u16,
+            /// Origin allowed to call the relay from a browser (repeatable; * allows any)
+            #[arg(long = "allow-origin", value_name = "ORIGIN", default_value = "*")]
+            allow_origins: Vec<String>,
+            /// The most symbols one request may ask for
+            #[arg(long, default_value_t = 1000)]
+            max_symbols: usize,
+            /// Seconds a client has to send its request; slower clients are disconnected
+            #[arg(long, default_value_t = 10, value_name = "SECS")]
+            client_timeout_secs: u64,
         },
     }
 
@@ -96,7 +125,9 @@ mod cli {
     async fn run(cli: Cli) -> Result<ExitCode, quantdb::Error> {
         let mut builder = QuantDb::builder()
             .persistent(!cli.memory_only)
-            .timeout(Duration::from_millis(cli.timeout_ms));
+            .timeout(Duration::from_millis(cli.timeout_ms))
+            .ttl_trading(Duration::from_secs(cli.ttl_trading_secs))
+            .ttl_closed(Duration::from_secs(cli.ttl_closed_secs));
         if let Some(dir) = cli.cache_dir {
             builder = builder.cache_dir(dir);
         }
@@ -153,6 +184,73 @@ mod cli {
                 println!("cleared the cache");
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Serve {
+                bind,
+                port,
+                allow_origins,
+                max_symbols,
+                client_timeout_secs,
+            } => {
+                let config = RelayConfig {
+                    allow_origins,
+                    max_symbols,
+                    client_timeout: Duration::from_secs(client_timeout_secs.max(1)),
+                    ..RelayConfig::default()
+                };
+                serve(db, SocketAddr::new(bind, port), config).await
+            }
+        }
+    }
+
+    async fn serve(
+        db: QuantDb,
+        addr: SocketAddr,
+        config: RelayConfig,
+    ) -> Result<ExitCode, quantdb::Error> {
+        let router = relay::router(db, &config)?;
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        let local = listener.local_addr().unwrap_or(addr);
+        if !local.ip().is_loopback() && config.allow_origins.iter().any(|o| o == "*") {
+            tracing::warn!(
+                "listening on {local} with CORS open to any origin: consider --allow-origin"
+            );
+        }
+        println!("quantdb relay listening on {}", relay::url_of(local));
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        if let Err(e) =
+            relay::serve(listener, router, config.client_timeout, shutdown_signal()).await
+        {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Ctrl-C, or SIGTERM on Unix.
+    async fn shutdown_signal() {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = term => {}
         }
     }
 

@@ -728,3 +728,45 @@ async fn flaky_upstreams_lose_nothing() {
     assert!(stats.upstream_failures > 0);
     assert_eq!(stats.upstream_requests, mock.requests().total);
 }
+
+#[tokio::test]
+async fn cached_quotes_are_served_stale_without_requests() {
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::trading();
+    let first = builder(&mock, clock.clone(), Some(dir.path()))
+        .build()
+        .await
+        .unwrap();
+    first.get_realtime_data_batch(&["600000", "000001"]).await;
+    let memory = first
+        .get_cached(&["000001", "bad", "600000", "300750", "sz000001"])
+        .await;
+    let got: Vec<(&str, CacheSource)> = memory
+        .iter()
+        .map(|q| (q.symbol.as_str(), q.cache_source))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("000001", CacheSource::Memory),
+            ("600000", CacheSource::Memory)
+        ]
+    );
+    clock.advance(3600); // long stale
+    let second = builder(&mock, clock, Some(dir.path()))
+        .build()
+        .await
+        .unwrap();
+    let disk = second.get_cached(&["600000", "000001"]).await;
+    assert!(disk
+        .iter()
+        .all(|q| q.cache_source == CacheSource::Disk && q.cache_hit));
+    assert_eq!(disk.len(), 2);
+    assert_eq!(mock.requests().total, 1);
+    let stats = second.cache_stats();
+    assert_eq!(
+        (stats.memory_hits, stats.persistent_hits, stats.misses),
+        (0, 0, 0)
+    );
+}

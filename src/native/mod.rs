@@ -1,7 +1,8 @@
-//! The native backend: reqwest transport and the file cache.
+//! The native backend: reqwest transport, the file cache, and the relay server.
 
 mod file_store;
 mod http;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

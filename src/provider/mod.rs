@@ -1,6 +1,7 @@
 //! The upstreams. Each is a pure request builder plus a parser: no I/O happens here.
 
 mod eastmoney;
+mod relay;
 mod sina;
 mod tencent;
 
@@ -9,8 +10,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
+use crate::calendar::MarketPhase;
 use crate::error::Error;
-use crate::quote::RawQuote;
+use crate::quote::Quote;
 use crate::symbol::Symbol;
 use crate::transport::HttpRequest;
 
@@ -24,10 +28,12 @@ pub enum Provider {
     Tencent,
     /// Eastmoney push2 `ulist.np`: JSON.
     Eastmoney,
+    /// A quantdb relay (`quantdb serve`): the library's own JSON, from a shared cache.
+    Relay,
 }
 
 impl Provider {
-    /// Every provider, in the default order.
+    /// The three public upstreams, in the default order.
     pub const ALL: [Provider; 3] = [Provider::Sina, Provider::Tencent, Provider::Eastmoney];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +41,7 @@ impl Provider {
             Provider::Sina => "sina",
             Provider::Tencent => "tencent",
             Provider::Eastmoney => "eastmoney",
+            Provider::Relay => "relay",
         }
     }
 
@@ -44,6 +51,7 @@ impl Provider {
             Provider::Sina => "http://hq.sinajs.cn",
             Provider::Tencent => "http://qt.gtimg.cn",
             Provider::Eastmoney => "https://push2.eastmoney.com",
+            Provider::Relay => "http://127.0.0.1:8650",
         }
     }
 
@@ -53,6 +61,7 @@ impl Provider {
             Provider::Sina => "QUANTDB_SINA_URL",
             Provider::Tencent => "QUANTDB_TENCENT_URL",
             Provider::Eastmoney => "QUANTDB_EASTMONEY_URL",
+            Provider::Relay => "QUANTDB_RELAY_URL",
         }
     }
 
@@ -62,6 +71,7 @@ impl Provider {
             Provider::Sina => 800,
             Provider::Tencent => 60,
             Provider::Eastmoney => 100,
+            Provider::Relay => 500,
         }
     }
 
@@ -72,21 +82,37 @@ impl Provider {
             Provider::Sina => sina::request(base, symbols),
             Provider::Tencent => tencent::request(base, symbols),
             Provider::Eastmoney => eastmoney::request(base, symbols),
+            Provider::Relay => relay::request(base, symbols),
         }
     }
 
-    /// Parses an answer body. Unknown symbols are simply absent from the result; a body that
-    /// is not this upstream's format at all is an error.
-    pub fn parse(self, body: &[u8]) -> Result<Vec<RawQuote>, Error> {
-        match self {
+    /// Reads an answer body: one answer per symbol it carries, a quote or (from a relay) that
+    /// symbol's error, mapped to quotes the same way for every upstream. Symbols an upstream
+    /// does not know are simply absent; a body that is not this provider's format is an error.
+    pub fn answers(
+        self,
+        body: &[u8],
+        fetched_at: DateTime<Utc>,
+        phase: MarketPhase,
+    ) -> Result<Vec<(Symbol, Result<Quote, Error>)>, Error> {
+        let parse_error = |message| Error::Parse {
+            provider: self.name().to_string(),
+            message,
+        };
+        let raw = match self {
             Provider::Sina => sina::parse(body),
             Provider::Tencent => tencent::parse(body),
             Provider::Eastmoney => eastmoney::parse(body),
+            Provider::Relay => return relay::parse(body).map_err(parse_error),
         }
-        .map_err(|message| Error::Parse {
-            provider: self.name().to_string(),
-            message,
-        })
+        .map_err(parse_error)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|r| {
+                let q = r.into_quote(self, fetched_at, phase)?;
+                Some((q.key()?, Ok(q)))
+            })
+            .collect())
     }
 }
 
@@ -103,8 +129,9 @@ impl FromStr for Provider {
             "sina" => Ok(Provider::Sina),
             "tencent" => Ok(Provider::Tencent),
             "eastmoney" => Ok(Provider::Eastmoney),
+            "relay" => Ok(Provider::Relay),
             other => Err(Error::Config(format!(
-                "unknown provider {other:?}: use sina, tencent or eastmoney"
+                "unknown provider {other:?}: use sina, tencent, eastmoney or relay"
             ))),
         }
     }

@@ -16,7 +16,7 @@ use crate::provider::Provider;
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
 /** An upstream. */
-export type Provider = "sina" | "tencent" | "eastmoney";
+export type Provider = "sina" | "tencent" | "eastmoney" | "relay";
 
 /** Stable error codes, on rejected promises (`error.code`) and batch error entries. */
 export type ErrorCode =
@@ -28,13 +28,18 @@ export type MarketPhase =
   | "after_close" | "closed";
 
 export interface OpenOptions {
+  /**
+   * Base URL of a quantdb relay (`quantdb serve`). Without `providers`, the client then asks
+   * only the relay; it still keeps its own memory and IndexedDB tiers.
+   */
+  relayUrl?: string;
   /** Base URL that answers like hq.sinajs.cn, e.g. a CORS proxy that adds Sina's Referer. */
   sinaUrl?: string;
   /** Base URL that answers like qt.gtimg.cn (a CORS proxy). */
   tencentUrl?: string;
   /** Base URL that answers like push2.eastmoney.com (a CORS proxy). */
   eastmoneyUrl?: string;
-  /** Providers to try, in order. Default: sina, tencent, eastmoney. */
+  /** Providers to try, in order. Default: sina, tencent, eastmoney (or relay, given relayUrl). */
   providers?: Provider[];
   /** IndexedDB database name. Default "quantdb". */
   dbName?: string;
@@ -139,6 +144,7 @@ extern "C" {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Options {
+    relay_url: Option<String>,
     sina_url: Option<String>,
     tencent_url: Option<String>,
     eastmoney_url: Option<String>,
@@ -221,6 +227,12 @@ impl QuantDB {
                 b = b.base_url(provider, url);
             }
         }
+        if let Some(url) = o.relay_url {
+            b = b.base_url(Provider::Relay, url);
+            if o.providers.is_none() {
+                b = b.providers([Provider::Relay]);
+            }
+        }
         if let Some(p) = o.providers {
             b = b.providers(p);
         }
@@ -288,6 +300,15 @@ impl QuantDB {
                 .await;
             to_js(&entries)
         })
+    }
+
+    /// What the memory and IndexedDB tiers hold for these symbols, fresh or not, with no
+    /// network request: paint a dashboard at once, then refresh. Uncached and invalid symbols
+    /// are left out; `timestamp` says how old each quote is.
+    #[wasm_bindgen(js_name = getCachedBatch, unchecked_return_type = "Promise<Quote[]>")]
+    pub fn get_cached_batch(&self, symbols: Vec<String>) -> js_sys::Promise {
+        let db = self.db.clone();
+        future_to_promise(async move { to_js(&db.get_cached(&symbols).await) })
     }
 
     /// Hits, misses, hit rate, upstream requests, entries per tier, the TTL and market phase now.

@@ -1,0 +1,295 @@
+//! The relay (`quantdb serve`): one shared cache in front of the upstreams for a team's
+//! dashboards and scripts. Browsers cannot call the upstreams (no CORS, and Sina needs a
+//! Referer a page cannot send), and the upstreams ban addresses that ask too often; the relay
+//! answers both. Many clients asking for overlapping symbols cost the upstream one request per
+//! chunk per TTL window: the engine's dedup and coalescing, now across clients.
+//!
+//! - `GET /api/v1/realtime/{symbol}`: one quote, or `{symbol, error, code}` with a 4xx/5xx status.
+//! - `GET /api/v1/realtime?symbols=000001,600000` and `POST /api/v1/realtime` with a JSON list
+//!   (or `{"symbols": [...]}`): one entry per distinct symbol, per-symbol errors inside a 200.
+//! - `GET /api/v1/stats`: the cache statistics. `GET /healthz`: `{"status": "ok"}`.
+//!
+//! Upstream addresses come from the relay's configuration only: no request can make it fetch
+//! an address of its choosing (unknown query parameters are refused).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+use crate::{Error, QuantDb, SymbolError};
+
+/// How the relay treats its clients.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Origins allowed by CORS: `*` for any, or exact origins such as `https://desk.example`.
+    pub allow_origins: Vec<String>,
+    /// The most symbols one request may ask for.
+    pub max_symbols: usize,
+    /// The largest request body accepted (the POST list).
+    pub max_body_bytes: usize,
+    /// A client must send its request head and body within this; the whole request must be
+    /// answered within three times this (upstream fallbacks included).
+    pub client_timeout: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            allow_origins: vec!["*".to_string()],
+            max_symbols: 1000,
+            max_body_bytes: 64 * 1024,
+            client_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    db: QuantDb,
+    max_symbols: usize,
+}
+
+/// A request-level error: `{ "error": message, "code": code }`.
+fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "error": message.into(), "code": code });
+    (status, Json(body)).into_response()
+}
+
+/// The HTTP status for an error about one symbol.
+fn status_of(err: &Error) -> StatusCode {
+    match err.code() {
+        "invalid_symbol" => StatusCode::BAD_REQUEST,
+        "not_found" => StatusCode::NOT_FOUND,
+        "timeout" => StatusCode::GATEWAY_TIMEOUT,
+        "config_error" | "storage_error" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// The relay's routes and layers, ready to serve.
+pub fn router(db: QuantDb, config: &RelayConfig) -> Result<Router, Error> {
+    let origins = if config.allow_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = (config.allow_origins.iter())
+            .map(|o| {
+                HeaderValue::from_str(o).map_err(|_| Error::Config(format!("bad origin {o:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(list)
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([axum::http::header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600));
+    let app = App {
+        db,
+        max_symbols: config.max_symbols,
+    };
+    Ok(Router::new()
+        .route("/api/v1/realtime", get(batch_get).post(batch_post))
+        .route("/api/v1/realtime/{symbol}", get(one))
+        .route("/api/v1/stats", get(stats))
+        .route("/healthz", get(health))
+        .fallback(|| async { refuse(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            )
+        })
+        .with_state(app)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(config.client_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            config.client_timeout * 3,
+        ))
+        .layer(cors)
+        .layer(CatchPanicLayer::custom(|_| {
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            )
+        })))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight
+/// finish (for at most `client_timeout`). Clients slower than `client_timeout` to send their
+/// request head are disconnected.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    client_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(client_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(router.clone());
+                let conn = http.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(client_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open at shutdown");
+    }
+    Ok(())
+}
+
+/// The address a relay listening on `addr` is reached at.
+pub fn url_of(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+async fn one(State(app): State<App>, symbol: Result<Path<String>, PathRejection>) -> Response {
+    let Ok(Path(symbol)) = symbol else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the path must end with one symbol",
+        );
+    };
+    match app.db.get_realtime_data(&symbol).await {
+        Ok(quote) => Json(quote).into_response(),
+        Err(e) => (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchQuery {
+    symbols: String,
+}
+
+async fn batch_get(
+    State(app): State<App>,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => {
+            app.batch(
+                q.symbols
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty()),
+            )
+            .await
+        }
+        Err(e) => refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "expected ?symbols=000001,600000 and nothing else: {}",
+                e.body_text()
+            ),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SymbolsObject {
+    symbols: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SymbolsBody {
+    List(Vec<String>),
+    Object(SymbolsObject),
+}
+
+async fn batch_post(
+    State(app): State<App>,
+    body: Result<Json<SymbolsBody>, JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(
+            SymbolsBody::List(list) | SymbolsBody::Object(SymbolsObject { symbols: list }),
+        )) => app.batch(list.iter().map(String::as_str)).await,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body too large",
+        ),
+        Err(e) => refuse(
+            e.status(),
+            "bad_request",
+            format!(
+                "expected a JSON list of symbols or {{\"symbols\": [...]}}: {}",
+                e.body_text()
+            ),
+        ),
+    }
+}
+
+impl App {
+    async fn batch<'a>(&self, symbols: impl Iterator<Item = &'a str>) -> Response {
+        let symbols: Vec<&str> = symbols.collect();
+        if symbols.is_empty() {
+            return refuse(StatusCode::BAD_REQUEST, "bad_request", "no symbols given");
+        }
+        if symbols.len() > self.max_symbols {
+            let message = format!(
+                "too many symbols: {} (the limit is {})",
+                symbols.len(),
+                self.max_symbols
+            );
+            return refuse(StatusCode::BAD_REQUEST, "too_many_symbols", message);
+        }
+        Json(self.db.get_realtime_data_batch(&symbols).await).into_response()
+    }
+}
+
+async fn stats(State(app): State<App>) -> Response {
+    Json(app.db.cache_stats()).into_response()
+}
+
+async fn health() -> Response {
+    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+        .into_response()
+}
