@@ -18,6 +18,9 @@ use crate::quote::Quote;
 use crate::symbol::Symbol;
 use crate::transport::HttpRequest;
 
+/// What one upstream answer carries: a quote or an error for each symbol in it.
+pub type Answers = Vec<(Symbol, Result<Quote, Error>)>;
+
 /// A quote upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -94,7 +97,7 @@ impl Provider {
         body: &[u8],
         fetched_at: DateTime<Utc>,
         phase: MarketPhase,
-    ) -> Result<Vec<(Symbol, Result<Quote, Error>)>, Error> {
+    ) -> Result<Answers, Error> {
         let parse_error = |message| Error::Parse {
             provider: self.name().to_string(),
             message,

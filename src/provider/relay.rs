@@ -1,9 +1,9 @@
 //! A quantdb relay (`quantdb serve`): `GET /api/v1/realtime?symbols=sh600000,sz000001`,
 //! answered with the library's own JSON, one entry per symbol: a quote or its error.
 
-use super::joined_keys;
+use super::{joined_keys, Answers};
 use crate::error::Error;
-use crate::quote::{BatchEntry, CacheSource, Quote};
+use crate::quote::{BatchEntry, CacheSource};
 use crate::symbol::Symbol;
 use crate::transport::HttpRequest;
 
@@ -16,7 +16,7 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
 
 /// The relay's quotes keep their own fetch time, so TTLs count from when the relay asked the
 /// upstream; its per-symbol errors keep their codes.
-pub fn parse(body: &[u8]) -> Result<Vec<(Symbol, Result<Quote, Error>)>, String> {
+pub fn parse(body: &[u8]) -> Result<Answers, String> {
     let entries: Vec<BatchEntry> =
         serde_json::from_slice(body).map_err(|e| format!("not a relay answer: {e}"))?;
     Ok(entries

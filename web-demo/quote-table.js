@@ -1,0 +1,132 @@
+// Renders the quote table. A row is `{ key, quote, error }`: the last good quote (or null)
+// and the error of the latest answer (or null). Its state follows from the two:
+//   ok      a quote and no error
+//   stale   a quote, but the latest refresh failed for it: the quote is kept, marked, dimmed
+//   error   no quote, only an error (a bad symbol, or nothing fetched yet)
+//   loading neither yet
+// Rows carry `data-symbol`, `data-state` and `data-source` (the quote's cache tier) for tests.
+import { exchangeClock, formatBig, formatChange, formatPercent, formatPrice } from "./format.js";
+
+const COLUMNS = 12;
+
+const SOURCE_TITLES = {
+  memory: "answered from the memory cache",
+  disk: "answered from IndexedDB",
+  network: "fetched through the relay",
+};
+
+export function rowState(row) {
+  if (row.quote) {
+    return row.error ? "stale" : "ok";
+  }
+  return row.error ? "error" : "loading";
+}
+
+/** `el("td", { class: "num" }, "9.05")`: an element with attributes and children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value !== null && value !== undefined) {
+      node.setAttribute(name, value);
+    }
+  }
+  node.append(...children);
+  return node;
+}
+
+/** Red up, green down, grey flat or suspended: the A-share convention. */
+function direction(quote) {
+  if (quote.market_status === "suspended" || quote.change === 0) {
+    return "flat";
+  }
+  return quote.change > 0 ? "up" : "down";
+}
+
+function symbolCell(key, quote) {
+  if (!quote) {
+    return el("td", { class: "symbol" }, key);
+  }
+  return el("td", { class: "symbol" }, quote.symbol, " ", el("span", { class: "exchange" }, quote.exchange));
+}
+
+function nameCell(row) {
+  const cell = el("td", { class: "name", "data-field": "name" }, row.quote.name);
+  if (row.quote.market_status === "suspended") {
+    cell.append(" ", el("span", { class: "badge suspended" }, "停牌"));
+  }
+  if (row.error) {
+    const title = `Refresh failed: ${row.error.message} (${row.error.code}). Showing the quote fetched at ${exchangeClock(row.quote.timestamp)}.`;
+    cell.append(" ", el("span", { class: "badge stale", title }, "stale"));
+  }
+  return cell;
+}
+
+function number(field, text, cls = "") {
+  return el("td", { class: `num ${cls}`.trim(), "data-field": field }, text);
+}
+
+function quoteCells(row) {
+  const q = row.quote;
+  const dir = direction(q);
+  const source = q.cache_source;
+  return [
+    nameCell(row),
+    number("price", formatPrice(q.current_price), `price ${dir}`),
+    number("change", formatChange(q.change), dir),
+    number("change_percent", formatPercent(q.change_percent), dir),
+    number("high", formatPrice(q.high)),
+    number("low", formatPrice(q.low)),
+    number("volume", formatBig(q.volume)),
+    number("amount", formatBig(q.amount)),
+    el("td", { class: "time", "data-field": "quote_time", title: q.quote_time ?? "" }, exchangeClock(q.quote_time)),
+    el("td", { class: "source" }, el("span", { class: `mark ${source}`, title: SOURCE_TITLES[source] }, source)),
+  ];
+}
+
+function errorCell(error) {
+  return el(
+    "td",
+    { class: "error-message", colspan: COLUMNS - 2, "data-field": "error" },
+    error.message,
+    " ",
+    el("code", { class: "error-code" }, error.code),
+  );
+}
+
+function loadingCell() {
+  return el("td", { class: "loading", colspan: COLUMNS - 2 }, "loading…");
+}
+
+function removeCell(key, onRemove) {
+  const button = el("button", { type: "button", class: "remove", title: `Remove ${key}`, "aria-label": `Remove ${key}` }, "×");
+  button.addEventListener("click", () => onRemove(key));
+  return el("td", { class: "actions" }, button);
+}
+
+function renderRow(row, onRemove) {
+  const state = rowState(row);
+  const tr = el("tr", {
+    "data-symbol": row.key,
+    "data-state": state,
+    "data-source": row.quote?.cache_source,
+    "data-code": row.error?.code,
+    class: state,
+  });
+  tr.append(symbolCell(row.key, row.quote));
+  if (row.quote) {
+    tr.append(...quoteCells(row));
+  } else {
+    tr.append(row.error ? errorCell(row.error) : loadingCell());
+  }
+  tr.append(removeCell(row.key, onRemove));
+  return tr;
+}
+
+/** Replaces the body of the table with `rows`, in order; `onRemove(key)` on a row's ×. */
+export function renderTable(tbody, rows, onRemove) {
+  if (rows.length === 0) {
+    tbody.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: COLUMNS }, "The watchlist is empty: add a symbol above.")));
+    return;
+  }
+  tbody.replaceChildren(...rows.map((row) => renderRow(row, onRemove)));
+}
