@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 use gloo_net::http::Request;
-use js_sys::{Object, Reflect};
+use js_sys::Reflect;
 use quantdb::wasm::QuantDB;
 use quantdb::{Clock, Provider, QuantDb};
 use serde_json::{json, Value};
@@ -15,6 +15,9 @@ use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+#[path = "support/browser.rs"]
+mod browser;
 
 fn mock_url() -> &'static str {
     match option_env!("QUANTDB_MOCK_URL") {
@@ -428,19 +431,10 @@ async fn bad_options_are_refused() {
 #[wasm_bindgen_test]
 async fn without_indexeddb_the_client_works_from_memory() {
     reset_mock(json!({})).await;
-    let global = js_sys::global();
-    let key = JsValue::from_str("indexedDB");
-    let original = Object::get_own_property_descriptor(&global, &key);
-    let hidden = Object::new();
-    Reflect::set(&hidden, &"value".into(), &JsValue::NULL).unwrap();
-    Reflect::set(&hidden, &"configurable".into(), &JsValue::TRUE).unwrap();
-    Object::define_property(&global, &key, &hidden);
-    let db = QuantDB::open(Some(js(&options(json!({}))).unchecked_into())).await;
-    if original.is_undefined() {
-        Reflect::delete_property(&global, &key).unwrap();
-    } else {
-        Object::define_property(&global, &key, original.unchecked_ref());
-    }
+    let db = browser::without_indexed_db(QuantDB::open(Some(
+        js(&options(json!({}))).unchecked_into(),
+    )))
+    .await;
     let db = db.unwrap();
     let s = stats(&db);
     assert_eq!(s["persistent_enabled"], false);

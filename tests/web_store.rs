@@ -8,15 +8,17 @@ use futures_util::future::{select, Either};
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
-use js_sys::{Date, Object, Reflect};
+use js_sys::Date;
 use quantdb::store::Record;
 use quantdb::wasm::IdbStore;
 use quantdb::{Error, Store, Stored, Symbol};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+#[path = "support/browser.rs"]
+mod browser;
 #[path = "support/store_suite.rs"]
 mod store_suite;
 
@@ -168,20 +170,7 @@ async fn a_foreign_database_is_refused() {
 
 #[wasm_bindgen_test]
 async fn no_indexed_db_is_refused() {
-    // Hide `indexedDB` as a privacy mode or a worker without it would, then put it back.
-    let global = js_sys::global();
-    let key = JsValue::from_str("indexedDB");
-    let original = Object::get_own_property_descriptor(&global, &key);
-    let hidden = Object::new();
-    Reflect::set(&hidden, &"value".into(), &JsValue::NULL).unwrap();
-    Reflect::set(&hidden, &"configurable".into(), &JsValue::TRUE).unwrap();
-    Object::define_property(&global, &key, &hidden);
-    let result = IdbStore::open(&unique("none")).await;
-    if original.is_undefined() {
-        Reflect::delete_property(&global, &key).unwrap();
-    } else {
-        Object::define_property(&global, &key, original.unchecked_ref());
-    }
+    let result = browser::without_indexed_db(IdbStore::open(&unique("none"))).await;
     storage_error(result);
     IdbStore::open(&unique("back")).await.unwrap();
 }
