@@ -17,7 +17,7 @@ mod cli {
 
     use clap::{Parser, Subcommand};
     use quantdb::native::relay::{self, RelayConfig};
-    use quantdb::{BatchEntry, FetchOptions, Provider, QuantDb, Quote};
+    use quantdb::{BatchEntry, FetchOptions, Provider, QuantDb, Quote, TtlMode};
     use unicode_width::UnicodeWidthStr;
 
     /// Cached realtime quotes for Chinese A-shares (Shanghai, Shenzhen, Beijing).
@@ -46,6 +46,9 @@ mod cli {
         /// Cache TTL outside trading sessions, in seconds
         #[arg(long, global = true, default_value_t = 60, value_name = "SECS")]
         ttl_closed_secs: u64,
+        /// Keep quotes fetched after the close (once settled) until the next session opens
+        #[arg(long, global = true)]
+        until_next_open: bool,
         #[command(subcommand)]
         command: Command,
     }
@@ -128,6 +131,9 @@ mod cli {
             .timeout(Duration::from_millis(cli.timeout_ms))
             .ttl_trading(Duration::from_secs(cli.ttl_trading_secs))
             .ttl_closed(Duration::from_secs(cli.ttl_closed_secs));
+        if cli.until_next_open {
+            builder = builder.ttl_mode(TtlMode::UntilNextOpen);
+        }
         if let Some(dir) = cli.cache_dir {
             builder = builder.cache_dir(dir);
         }

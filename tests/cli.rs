@@ -120,6 +120,16 @@ async fn stats_and_clear() {
     let bad = quantdb(&mock, dir.path(), &["clear", "bad!"]).await;
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bad!"));
+    let short = [
+        "--ttl-trading-secs",
+        "7",
+        "--ttl-closed-secs",
+        "7",
+        "stats",
+        "--json",
+    ];
+    let short = stats(quantdb(&mock, dir.path(), &short).await);
+    assert!(short["ttl_seconds"].as_u64().unwrap() <= 7, "{short}");
     let text = stdout(&quantdb(&mock, dir.path(), &["stats"]).await);
     assert!(
         text.contains("market phase") && text.contains("entries on disk  0"),
