@@ -770,3 +770,25 @@ async fn cached_quotes_are_served_stale_without_requests() {
         (0, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_fetcher_does_not_strand_its_waiters() {
+    let mock = mock().await;
+    mock.set_latency(Duration::from_millis(300));
+    let db = builder(&mock, ManualClock::trading(), None).build().await.unwrap();
+    let fetcher = {
+        let db = db.clone();
+        tokio::spawn(async move { db.get_realtime_data("600000").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await; // the fetcher's request is in flight
+    let waiter = {
+        let db = db.clone();
+        tokio::spawn(async move { db.get_realtime_data("600000").await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(db.cache_stats().coalesced_waits, 1);
+    fetcher.abort();
+    let q = waiter.await.unwrap().expect("the waiter fetches for itself");
+    assert_eq!(q.name, "浦发银行");
+    assert_eq!(mock.requests().total, 2);
+}
