@@ -780,13 +780,18 @@ async fn a_cancelled_fetcher_does_not_strand_its_waiters() {
         let db = db.clone();
         tokio::spawn(async move { db.get_realtime_data("600000").await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await; // the fetcher's request is in flight
+    // Wait (by condition, not by clock) until the fetcher's request is at the mock...
+    while mock.requests().total == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let waiter = {
         let db = db.clone();
         tokio::spawn(async move { db.get_realtime_data("600000").await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(db.cache_stats().coalesced_waits, 1);
+    // ...and the second caller is waiting on it.
+    while db.cache_stats().coalesced_waits == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     fetcher.abort();
     let q = waiter.await.unwrap().expect("the waiter fetches for itself");
     assert_eq!(q.name, "浦发银行");
