@@ -16,11 +16,13 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  log "installing chromium and chromium-driver (Debian)"
+# Chromium and its driver for the browser tests; a Chinese font so screenshots show names.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+   || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1; then
+  log "installing chromium, chromium-driver and fonts-wqy-zenhei (Debian)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq chromium chromium-driver >/dev/null
+  apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei >/dev/null
 fi
 
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then

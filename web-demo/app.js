@@ -77,34 +77,24 @@ function forget(key) {
   rows.delete(key);
 }
 
-/**
- * The row for `key` once its quote says its canonical form is `canonical`: the key is renamed
- * in place, or dropped when the canonical form is listed already.
- */
-function adopt(key, canonical) {
-  if (key === canonical) {
-    return rows.get(key);
-  }
-  if (rows.has(canonical)) {
-    forget(key);
-  } else {
-    const row = rows.get(key);
-    rows.delete(key);
-    row.key = canonical;
-    rows.set(canonical, row);
-    watchlist = watchlist.map((k) => (k === key ? canonical : k));
-  }
-  return rows.get(canonical);
+/** Renames `key` to `canonical`, keeping its place in the watchlist and its row. */
+function rename(key, canonical) {
+  const row = rows.get(key);
+  rows.delete(key);
+  row.key = canonical;
+  rows.set(canonical, row);
+  watchlist = watchlist.map((k) => (k === key ? canonical : k));
 }
 
 function addSymbols(text) {
-  const fresh = parseInput(text).filter((key) => !rows.has(key));
-  const repeated = parseInput(text).filter((key) => rows.has(key));
+  const keys = parseInput(text);
+  const repeated = keys.filter((key) => rows.has(key));
+  const fresh = [...new Set(keys.filter((key) => !rows.has(key)))];
   ui.message.textContent = repeated.length ? `Already in the watchlist: ${repeated.join(", ")}` : "";
   if (fresh.length === 0) {
     return;
   }
-  for (const key of new Set(fresh)) {
+  for (const key of fresh) {
     watchlist.push(key);
     rows.set(key, newRow(key));
   }
@@ -131,20 +121,7 @@ async function paintFromCache() {
     }
   }
   render();
-  setStatus("cached", `Showing ${cached.length} cached quotes, refreshing…`);
-}
-
-/**
- * Pairs each asked symbol with its batch entry. The batch has one entry per distinct symbol,
- * in request order; when two spellings of one symbol were asked (`600000`, `sh600000`) it has
- * fewer, and the later spelling gets none (undefined).
- */
-function pairEntries(symbols, entries) {
-  if (entries.length === symbols.length) {
-    return symbols.map((key, i) => [key, entries[i]]);
-  }
-  const byKey = new Map(entries.map((e) => [("error" in e ? e.symbol.toLowerCase() : quoteKey(e)), e]));
-  return symbols.map((key) => [key, byKey.get(key)]);
+  setStatus("cached", cached.length ? `Showing ${cached.length} cached quotes, refreshing…` : "Fetching quotes…");
 }
 
 async function fetchBatch(symbols) {
@@ -156,33 +133,51 @@ async function fetchBatch(symbols) {
   }
 }
 
-function applyEntries(symbols, entries) {
-  const dropped = [];
-  for (const [key, entry] of pairEntries(symbols, entries)) {
-    if (!rows.has(key)) {
-      continue; // removed while the batch was in flight
-    }
-    if (!entry) {
-      dropped.push(key);
-      forget(key);
-    } else if ("error" in entry) {
-      rows.get(key).error = { message: entry.error, code: entry.code };
-    } else {
-      const row = adopt(key, quoteKey(entry));
-      row.quote = entry;
-      row.error = null;
-    }
+/**
+ * One batch entry per symbol of `symbols`. The batch answers once per distinct symbol, in
+ * request order, so it is one to one unless two spellings of one symbol were asked (`600000`
+ * and `sh600000`, before the first was answered and renamed); then each symbol is asked
+ * alone, from the cache the batch has just filled, to know which entry is whose.
+ */
+async function entriesFor(symbols) {
+  const entries = await fetchBatch(symbols);
+  if (entries.length === symbols.length) {
+    return entries;
   }
-  if (dropped.length) {
-    ui.message.textContent = `Already in the watchlist: ${dropped.join(", ")}`;
+  return Promise.all(symbols.map(async (symbol) => (await fetchBatch([symbol]))[0]));
+}
+
+function applyEntries(symbols, entries) {
+  const repeated = [];
+  symbols.forEach((key, i) => {
+    const entry = entries[i];
+    if (!rows.has(key)) {
+      return; // removed while the batch was in flight
+    }
+    if ("error" in entry) {
+      rows.get(key).error = { message: entry.error, code: entry.code };
+      return;
+    }
+    // Stored from now on as `sh600000`, or dropped if listed already under that name.
+    const canonical = quoteKey(entry);
+    if (key !== canonical && rows.has(canonical)) {
+      repeated.push(key);
+      forget(key);
+    } else if (key !== canonical) {
+      rename(key, canonical);
+    }
+    Object.assign(rows.get(canonical), { quote: entry, error: null });
+  });
+  if (repeated.length) {
+    ui.message.textContent = `Already in the watchlist: ${repeated.join(", ")}`;
   }
   saveWatchlist(watchlist);
 }
 
 function reportRefresh() {
-  const counts = { ok: 0, stale: 0, error: 0 };
+  const counts = { ok: 0, stale: 0, error: 0, loading: 0 };
   for (const row of rows.values()) {
-    counts[rowState(row)] = (counts[rowState(row)] ?? 0) + 1;
+    counts[rowState(row)] += 1;
   }
   const failed = counts.stale + counts.error;
   const state = failed === 0 ? "ok" : counts.ok === 0 ? "failed" : "partial";
@@ -198,7 +193,7 @@ async function runRefresh() {
   try {
     const symbols = [...watchlist];
     if (symbols.length) {
-      applyEntries(symbols, await fetchBatch(symbols));
+      applyEntries(symbols, await entriesFor(symbols));
       render();
     }
     const stats = db.cacheStats();
@@ -223,9 +218,8 @@ function refresh() {
 async function start() {
   render();
   setStatus("loading", "Loading…");
-  let options;
   try {
-    options = openOptions(location.search);
+    const options = openOptions(location.search);
     document.getElementById("relay-url").textContent = options.relayUrl;
     await init();
     db = await QuantDB.open(options);

@@ -4,7 +4,8 @@
 //   stale   a quote, but the latest refresh failed for it: the quote is kept, marked, dimmed
 //   error   no quote, only an error (a bad symbol, or nothing fetched yet)
 //   loading neither yet
-// Rows carry `data-symbol`, `data-state` and `data-source` (the quote's cache tier) for tests.
+// Hooks for tests: rows carry `data-symbol`, `data-state`, `data-source` (the quote's cache
+// tier: memory, disk or network) and `data-code` (the error code); value cells `data-field`.
 import { exchangeClock, formatBig, formatChange, formatPercent, formatPrice } from "./format.js";
 
 const COLUMNS = 12;
@@ -50,7 +51,7 @@ function symbolCell(key, quote) {
 }
 
 function nameCell(row) {
-  const cell = el("td", { class: "name", "data-field": "name" }, row.quote.name);
+  const cell = el("td", { class: "name" }, el("span", { "data-field": "name" }, row.quote.name));
   if (row.quote.market_status === "suspended") {
     cell.append(" ", el("span", { class: "badge suspended" }, "停牌"));
   }
@@ -61,7 +62,7 @@ function nameCell(row) {
   return cell;
 }
 
-function number(field, text, cls = "") {
+function numberCell(field, text, cls = "") {
   return el("td", { class: `num ${cls}`.trim(), "data-field": field }, text);
 }
 
@@ -71,13 +72,13 @@ function quoteCells(row) {
   const source = q.cache_source;
   return [
     nameCell(row),
-    number("price", formatPrice(q.current_price), `price ${dir}`),
-    number("change", formatChange(q.change), dir),
-    number("change_percent", formatPercent(q.change_percent), dir),
-    number("high", formatPrice(q.high)),
-    number("low", formatPrice(q.low)),
-    number("volume", formatBig(q.volume)),
-    number("amount", formatBig(q.amount)),
+    numberCell("price", formatPrice(q.current_price), `price ${dir}`),
+    numberCell("change", formatChange(q.change), dir),
+    numberCell("change_percent", formatPercent(q.change_percent), dir),
+    numberCell("high", formatPrice(q.high)),
+    numberCell("low", formatPrice(q.low)),
+    numberCell("volume", formatBig(q.volume)),
+    numberCell("amount", formatBig(q.amount)),
     el("td", { class: "time", "data-field": "quote_time", title: q.quote_time ?? "" }, exchangeClock(q.quote_time)),
     el("td", { class: "source" }, el("span", { class: `mark ${source}`, title: SOURCE_TITLES[source] }, source)),
   ];

@@ -5,7 +5,7 @@
 const STORAGE_KEY = "quantdb-dashboard.watchlist";
 
 /** 浦发银行, 平安银行, 宁德时代, 中国平安 and the SSE Composite index. */
-export const DEFAULT_WATCHLIST = ["sh600000", "sz000001", "sz300750", "sh601318", "sh000001"];
+const DEFAULT_WATCHLIST = ["sh600000", "sz000001", "sz300750", "sh601318", "sh000001"];
 
 export function loadWatchlist() {
   try {

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The web demo, offline: builds the npm package when its sources changed, installs it into
+# web-demo/, starts the mock upstream, a relay in front of it (with a temporary cache dir) and
+# a static server for the page, prints the dashboard's URL, and stops them all on Ctrl-C.
+# Ports: MOCK_PORT (18080), RELAY_PORT (8650), WEB_PORT (8000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MOCK_PORT=${MOCK_PORT:-18080}
+RELAY_PORT=${RELAY_PORT:-8650}
+WEB_PORT=${WEB_PORT:-8000}
+
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+tarball=artifacts/quantdb-$version.tgz
+if [ ! -f "$tarball" ] || [ -n "$(find src pkg-template Cargo.toml Cargo.lock -newer "$tarball" -print -quit)" ]; then
+  scripts/build-pkg.sh
+fi
+(cd web-demo && npm install --no-save --no-audit --no-fund --prefer-offline "../$tarball" >/dev/null)
+cargo build -q --bin quantdb --example mock_upstream
+
+workdir=$(mktemp -d)
+pids=()
+stop_all() {
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  rm -rf "$workdir"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+# start NAME PREFIX COMMAND...: runs COMMAND in the background and waits for its stdout line
+# "PREFIX URL"; sets $url.
+start() {
+  local name=$1 prefix=$2 log=$workdir/$1.log
+  shift 2
+  "$@" >"$log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 100); do
+    url=$(sed -n "s|^$prefix ||p" "$log")
+    if [ -n "$url" ]; then
+      return 0
+    fi
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$name did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+start mock "mock upstream listening on" target/debug/examples/mock_upstream --port "$MOCK_PORT"
+mock=$url
+export QUANTDB_SINA_URL=$mock QUANTDB_TENCENT_URL=$mock QUANTDB_EASTMONEY_URL=$mock
+start relay "quantdb relay listening on" target/debug/quantdb --cache-dir "$workdir/cache" serve --port "$RELAY_PORT"
+relay=$url
+start web "static server listening on" node scripts/static-server.mjs web-demo "$WEB_PORT"
+web=$url
+
+echo "mock upstream  $mock"
+echo "relay          $relay"
+echo
+echo "dashboard      $web/?relay=$relay"
+echo
+echo "Ctrl-C stops everything."
+wait

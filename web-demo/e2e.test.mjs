@@ -1,0 +1,352 @@
+// End-to-end test of the web demo: the dashboard in headless Chromium, the packed npm package
+// installed into web-demo/node_modules, a real relay (`quantdb serve`) on the mock upstream.
+//
+//   scripts/build-pkg.sh && cargo build --bin quantdb --example mock_upstream
+//   node --test web-demo/e2e.test.mjs
+//
+// The steps run in order and build on each other: quotes appear, a reload paints them from
+// IndexedDB without an upstream request, upstream failures leave stale rows, a bad symbol gets
+// an error row. A screenshot goes to artifacts/web-demo.png.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { startStaticServer } from "../scripts/static-server.mjs";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const WEB_DEMO = path.join(ROOT, "web-demo");
+const QUANTDB_BIN = path.join(ROOT, "target/debug/quantdb");
+const MOCK_BIN = path.join(ROOT, "target/debug/examples/mock_upstream");
+const SCREENSHOT = path.join(ROOT, "artifacts/web-demo.png");
+// playwright-core is a dependency of the scripts (scripts/package.json).
+const { chromium } = createRequire(path.join(ROOT, "scripts/package.json"))("playwright-core");
+
+/** The relay's TTL, and the page's in the steps that wait for quotes to expire. */
+const SHORT_TTL = 2;
+/** The page's TTL in the steps that must not see quotes expire. */
+const LONG_TTL = 600;
+/** Longest wait for a condition on the page, in milliseconds. */
+const WAIT_MS = 20_000;
+const DEFAULT_SYMBOLS = ["sh600000", "sz000001", "sz300750", "sh601318", "sh000001"];
+const ALL_UPSTREAMS = ["sina", "tencent", "eastmoney"];
+
+const cleanups = [];
+let mock;
+let relay;
+let web;
+let browser;
+let page;
+const pageErrors = [];
+
+// --- Setup ------------------------------------------------------------------------------
+
+function requireFile(file, hint) {
+  if (!fs.existsSync(file)) {
+    throw new Error(`${path.relative(ROOT, file)} is missing: ${hint}`);
+  }
+}
+
+/** Installs the packed package into web-demo/node_modules, as a user would. */
+function installPackage() {
+  const cargoToml = fs.readFileSync(path.join(ROOT, "Cargo.toml"), "utf8");
+  const version = /^version = "(.*)"$/m.exec(cargoToml)[1];
+  const tarball = path.join(ROOT, `artifacts/quantdb-${version}.tgz`);
+  requireFile(tarball, "build it with scripts/build-pkg.sh");
+  execFileSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "--prefer-offline", tarball], {
+    cwd: WEB_DEMO,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+}
+
+/**
+ * Starts `bin` and resolves with `{ url, stop }` once it prints `prefix URL` on stdout; rejects
+ * with what it printed if it exits or takes too long. `stop()` sends SIGTERM and waits for
+ * the exit.
+ */
+function startServer(bin, args, prefix, env = {}) {
+  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+    }
+    await exited;
+  };
+  const ready = new RegExp(`^${prefix} (\\S+)$`, "m");
+  let output = "";
+  const collect = (chunk) => (output += chunk);
+  return new Promise((resolve, reject) => {
+    const failed = (why) => {
+      clearTimeout(timer);
+      stop().then(() => reject(new Error(`${path.basename(bin)} ${why}:\n${output}`)));
+    };
+    const timer = setTimeout(() => failed("did not start in time"), WAIT_MS);
+    const onExit = (code) => failed(`exited with ${code}`);
+    child.once("exit", onExit);
+    child.stderr.on("data", collect);
+    child.stdout.on("data", (chunk) => {
+      collect(chunk);
+      const match = ready.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        child.off("exit", onExit);
+        // Started: keep draining its output so that it never blocks on a full pipe.
+        child.stdout.removeAllListeners("data").resume();
+        child.stderr.removeAllListeners("data").resume();
+        resolve({ url: match[1], stop });
+      }
+    });
+  });
+}
+
+async function mockGet(route) {
+  const res = await fetch(`${mock.url}${route}`);
+  assert.equal(res.status, 200, `GET ${route}`);
+  return res.json();
+}
+
+async function mockSetDown(providers) {
+  const res = await fetch(`${mock.url}/__mock/config`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ down: providers }),
+  });
+  assert.equal(res.status, 200, "POST /__mock/config");
+}
+
+const upstreamRequests = async () => (await mockGet("/__mock/stats")).requests.total;
+
+before(async () => {
+  const build = "build it with `cargo build --bin quantdb --example mock_upstream`";
+  requireFile(QUANTDB_BIN, build);
+  requireFile(MOCK_BIN, build);
+  installPackage();
+
+  mock = await startServer(MOCK_BIN, ["--port", "0"], "mock upstream listening on");
+  cleanups.push(mock.stop);
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "quantdb-e2e-cache-"));
+  cleanups.push(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
+  const ttl = String(SHORT_TTL);
+  relay = await startServer(
+    QUANTDB_BIN,
+    ["--cache-dir", cacheDir, "--ttl-trading-secs", ttl, "--ttl-closed-secs", ttl, "serve", "--port", "0"],
+    "quantdb relay listening on",
+    { QUANTDB_SINA_URL: mock.url, QUANTDB_TENCENT_URL: mock.url, QUANTDB_EASTMONEY_URL: mock.url },
+  );
+  cleanups.push(relay.stop);
+  web = await startStaticServer(WEB_DEMO);
+  cleanups.push(web.close);
+
+  // A fresh profile each run (playwright makes a temporary one).
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+  cleanups.push(() => browser.close());
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  await context.addInitScript(recordStatusChanges);
+  page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+});
+
+after(async () => {
+  // In reverse order of starting; every step runs even when an earlier one fails.
+  for (const cleanup of cleanups.reverse()) {
+    await Promise.resolve()
+      .then(cleanup)
+      .catch((err) => console.error(`cleanup: ${err.message}`));
+  }
+});
+
+// --- The page ---------------------------------------------------------------------------
+
+/**
+ * Runs in the page before its scripts: records each state the refresh status takes, with the
+ * rows shown at that moment, so a test can tell what was painted before the first refresh.
+ */
+function recordStatusChanges() {
+  window.statusLog = [];
+  new MutationObserver(() => {
+    const status = document.getElementById("refresh-status");
+    const last = window.statusLog.at(-1);
+    if (status && status.dataset.state !== last?.state) {
+      const rows = [...document.querySelectorAll("#quotes tbody tr[data-symbol]")];
+      window.statusLog.push({
+        state: status.dataset.state,
+        rows: rows.map((tr) => ({ symbol: tr.dataset.symbol, state: tr.dataset.state, source: tr.dataset.source })),
+      });
+    }
+  }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state"] });
+}
+
+function pageUrl(ttl) {
+  const query = new URLSearchParams({ relay: relay.url, ttl: String(ttl), db: "quantdb-e2e" });
+  return `${web.url}/?${query}`;
+}
+
+/** Waits until the page has finished `count` refreshes since it loaded. */
+async function waitForRefreshes(count) {
+  await page.waitForFunction(
+    (n) => Number(document.getElementById("refresh-status").dataset.refreshes) >= n,
+    count,
+  );
+}
+
+/** Waits until every row is in `state`, and there are `count` rows. */
+async function waitForRows(state, count) {
+  await page.waitForFunction(
+    ([s, n]) => {
+      const rows = document.querySelectorAll("#quotes tbody tr[data-symbol]");
+      return rows.length === n && [...rows].every((tr) => tr.dataset.state === s);
+    },
+    [state, count],
+  );
+}
+
+/** Every row as the page shows it: symbol, state, source and the text of each field. */
+function readRows() {
+  return page.$$eval("#quotes tbody tr[data-symbol]", (trs) =>
+    trs.map((tr) => ({
+      symbol: tr.dataset.symbol,
+      state: tr.dataset.state,
+      source: tr.dataset.source ?? null,
+      code: tr.dataset.code ?? null,
+      badges: [...tr.querySelectorAll(".badge")].map((b) => b.textContent),
+      fields: Object.fromEntries([...tr.querySelectorAll("[data-field]")].map((td) => [td.dataset.field, td.textContent])),
+      priceClass: tr.querySelector('[data-field="price"]')?.className ?? null,
+    })),
+  );
+}
+
+async function addSymbol(text, { pressEnter }) {
+  await page.fill("#symbol-input", text);
+  if (pressEnter) {
+    await page.press("#symbol-input", "Enter");
+  } else {
+    await page.click("#add-button");
+  }
+}
+
+// --- Steps ------------------------------------------------------------------------------
+
+/** Quotes shown at the end of step a, to compare with later steps. */
+let firstRows;
+
+test("a. added symbols show the mock's quotes", async () => {
+  await page.goto(pageUrl(LONG_TTL));
+  await waitForRefreshes(1);
+  await waitForRows("ok", DEFAULT_SYMBOLS.length);
+
+  // Typed in other spellings, added with Enter and with the button: the rows take the
+  // canonical names, and their first quotes come from the network.
+  await addSymbol("000097", { pressEnter: true });
+  await page.waitForSelector('tr[data-symbol="sz000097"][data-state="ok"]');
+  assert.equal(await page.getAttribute('tr[data-symbol="sz000097"]', "data-source"), "network");
+  await addSymbol("430017.BJ", { pressEnter: false });
+  await page.waitForSelector('tr[data-symbol="bj430017"][data-state="ok"]');
+  assert.equal(await page.getAttribute('tr[data-symbol="bj430017"]', "data-source"), "network");
+
+  firstRows = await readRows();
+  assert.deepEqual(
+    firstRows.map((r) => r.symbol),
+    [...DEFAULT_SYMBOLS, "sz000097", "bj430017"],
+  );
+  for (const key of ["sh600000", "sh000001", "sz000097", "bj430017"]) {
+    const expected = await mockGet(`/__mock/quote/${key}`);
+    const row = firstRows.find((r) => r.symbol === key);
+    assert.equal(row.fields.name, expected.name, `${key} name`);
+    assert.equal(Number(row.fields.price), expected.price, `${key} price`);
+    const change = expected.price - expected.prev_close;
+    const direction = Math.abs(change) < 1e-9 ? "flat" : change > 0 ? "up" : "down";
+    assert.match(row.priceClass, new RegExp(`\\b${direction}\\b`), `${key} is coloured ${direction}`);
+  }
+  assert.deepEqual(
+    await page.evaluate(() => JSON.parse(localStorage.getItem("quantdb-dashboard.watchlist"))),
+    firstRows.map((r) => r.symbol),
+    "the watchlist is saved",
+  );
+});
+
+test("b. a reload within the TTL paints from IndexedDB with no upstream request", async () => {
+  const requestsBefore = await upstreamRequests();
+  await page.reload();
+  await waitForRefreshes(1);
+
+  const log = await page.evaluate(() => window.statusLog);
+  const cachedPaint = log.find((entry) => entry.state === "cached");
+  assert.ok(cachedPaint, `the page painted from the cache first (status log: ${JSON.stringify(log)})`);
+  assert.ok(
+    log.indexOf(cachedPaint) < log.findIndex((entry) => entry.state === "ok"),
+    "the cache paint came before the refresh",
+  );
+  assert.deepEqual(
+    cachedPaint.rows,
+    firstRows.map((r) => ({ symbol: r.symbol, state: "ok", source: "disk" })),
+    "every row was painted from IndexedDB",
+  );
+
+  const rows = await readRows();
+  assert.deepEqual(
+    rows.map((r) => [r.symbol, r.state, r.fields.price]),
+    firstRows.map((r) => [r.symbol, "ok", r.fields.price]),
+  );
+  assert.equal(await upstreamRequests(), requestsBefore, "no new upstream request");
+});
+
+test("c. when every upstream fails, rows turn stale and keep their last values", async () => {
+  await page.goto(pageUrl(SHORT_TTL));
+  await waitForRefreshes(1);
+  await waitForRows("ok", firstRows.length);
+
+  await mockSetDown(ALL_UPSTREAMS);
+  // The page refreshes every TTL; once both its quotes and the relay's expire, the refresh fails.
+  await waitForRows("stale", firstRows.length);
+
+  const rows = await readRows();
+  for (const [i, row] of rows.entries()) {
+    assert.equal(row.fields.price, firstRows[i].fields.price, `${row.symbol} keeps its price`);
+    assert.equal(row.fields.name, firstRows[i].fields.name, `${row.symbol} keeps its name`);
+    assert.ok(row.badges.includes("stale"), `${row.symbol} has a stale badge`);
+  }
+  assert.equal(await page.getAttribute("#refresh-status", "data-state"), "failed");
+  assert.equal(await page.isHidden("#fatal"), true, "no fatal error");
+});
+
+test("d. a bad symbol gets an error row, the other rows stay", async () => {
+  await mockSetDown([]);
+  await addSymbol("abc", { pressEnter: true });
+  await page.waitForSelector('tr[data-symbol="abc"][data-state="error"]');
+  // Upstreams are back: the next refresh brings the other rows back to ok.
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#quotes tbody tr[data-state="ok"]').length === n,
+    firstRows.length,
+  );
+
+  const rows = await readRows();
+  assert.deepEqual(
+    rows.map((r) => r.symbol),
+    [...firstRows.map((r) => r.symbol), "abc"],
+  );
+  const bad = rows.at(-1);
+  assert.equal(bad.code, "invalid_symbol");
+  assert.match(bad.fields.error, /abc/);
+  for (const [i, row] of rows.slice(0, -1).entries()) {
+    assert.equal(row.state, "ok", `${row.symbol} stays`);
+    assert.equal(row.fields.price, firstRows[i].fields.price, `${row.symbol} price`);
+  }
+});
+
+test("e. screenshot, and no script error on the page", async () => {
+  fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  assert.ok(fs.statSync(SCREENSHOT).size > 0);
+  assert.deepEqual(pageErrors, []);
+});
