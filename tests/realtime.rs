@@ -775,7 +775,10 @@ async fn cached_quotes_are_served_stale_without_requests() {
 async fn a_cancelled_fetcher_does_not_strand_its_waiters() {
     let mock = mock().await;
     mock.set_latency(Duration::from_millis(300));
-    let db = builder(&mock, ManualClock::trading(), None).build().await.unwrap();
+    let db = builder(&mock, ManualClock::trading(), None)
+        .build()
+        .await
+        .unwrap();
     let fetcher = {
         let db = db.clone();
         tokio::spawn(async move { db.get_realtime_data("600000").await })
@@ -793,7 +796,10 @@ async fn a_cancelled_fetcher_does_not_strand_its_waiters() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     fetcher.abort();
-    let q = waiter.await.unwrap().expect("the waiter fetches for itself");
+    let q = waiter
+        .await
+        .unwrap()
+        .expect("the waiter fetches for itself");
     assert_eq!(q.name, "浦发银行");
     assert_eq!(mock.requests().total, 2);
 }
