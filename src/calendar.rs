@@ -119,10 +119,11 @@ impl MarketCalendar {
         !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !self.closures.contains(&date)
     }
 
-    /// Whether the shipped closures cover this date's year. Outside it weekdays count as open
-    /// unless the user added closures.
+    /// Whether closures are known for this date's year: shipped (2024-2026) or added by the
+    /// user. Outside them weekdays count as open.
     pub fn covers(&self, date: NaiveDate) -> bool {
-        KNOWN_YEARS.contains(&date.year())
+        let year = date.year();
+        KNOWN_YEARS.contains(&year) || self.closures.iter().any(|d| d.year() == year)
     }
 
     /// The market phase at an instant.
@@ -236,7 +237,9 @@ impl TtlPolicy {
         } else {
             self.closed
         };
-        let by_ttl = fetched + chrono::Duration::from_std(ttl).unwrap_or(chrono::TimeDelta::MAX);
+        let by_ttl = (chrono::Duration::from_std(ttl).ok())
+            .and_then(|ttl| fetched.checked_add_signed(ttl))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let settled = calendar.last_session_end(fetched).is_some_and(|end| {
             fetched - end >= chrono::Duration::from_std(SETTLE_DELAY).unwrap_or_default()
         });
@@ -349,8 +352,13 @@ mod tests {
         let mut cal = MarketCalendar::default();
         let day = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
         assert!(cal.is_trading_day(day));
+        assert!(!cal.covers(day));
         cal.add_closures([day]);
         assert!(!cal.is_trading_day(day));
+        assert!(
+            cal.covers(day),
+            "a year with user closures counts as covered"
+        );
     }
 
     #[test]
@@ -413,6 +421,21 @@ mod tests {
             p.expiry(&cal, at(2026, 11, 27, 11, 40, 0)),
             at(2026, 11, 27, 13, 0, 0)
         );
+    }
+
+    #[test]
+    fn huge_ttls_do_not_overflow() {
+        let cal = MarketCalendar::default();
+        let p = TtlPolicy {
+            trading: Duration::MAX,
+            closed: Duration::MAX,
+            ..TtlPolicy::default()
+        };
+        let weekend = at(2026, 11, 29, 10, 0, 0);
+        assert_eq!(p.expiry(&cal, weekend), at(2026, 11, 30, 9, 15, 0));
+        let far = DateTime::<Utc>::MAX_UTC - chrono::Duration::days(1);
+        assert!(p.expiry(&cal, far) >= far);
+        assert!(p.ttl_at(&cal, weekend) > 0);
     }
 
     #[test]

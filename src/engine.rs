@@ -49,9 +49,11 @@ pub struct Upstream {
 
 type Answer = Result<Quote, Error>;
 
-/// A memory-tier entry, with its expiry worked out once when it is stored.
+/// A memory-tier entry, with its expiry worked out once when it is stored: a quote, or the
+/// answer that no upstream knows the symbol (so unknown codes do not go upstream every call).
 struct Cached {
-    quote: Quote,
+    answer: Answer,
+    fetched: DateTime<Utc>,
     expires: DateTime<Utc>,
 }
 
@@ -193,14 +195,8 @@ impl QuantDb {
             let memory = lock(&self.inner.memory);
             (wanted.iter())
                 .filter_map(|s| {
-                    Some((
-                        *s,
-                        memory
-                            .peek(s)?
-                            .quote
-                            .clone()
-                            .served_from(CacheSource::Memory),
-                    ))
+                    let quote = memory.peek(s)?.answer.as_ref().ok()?;
+                    Some((*s, quote.clone().served_from(CacheSource::Memory)))
                 })
                 .collect()
         };
@@ -300,8 +296,8 @@ impl QuantDb {
             let mut memory = lock(&inner.memory);
             for s in symbols {
                 match fresh_in_memory(&mut memory, s, now) {
-                    Some(q) => {
-                        out.insert(*s, Ok(q));
+                    Some(answer) => {
+                        out.insert(*s, answer);
                     }
                     None => pending.push(*s),
                 }
@@ -358,7 +354,7 @@ impl QuantDb {
         let mut memory = lock(&inner.memory);
         for q in promoted {
             if let Some(s) = q.key() {
-                inner.remember(&mut memory, s, q.clone());
+                inner.remember(&mut memory, s, Ok(q.clone()), q.fetched_at());
                 out.insert(s, Ok(q.served_from(CacheSource::Disk)));
             }
         }
@@ -430,8 +426,8 @@ impl QuantDb {
             // A fetch may have finished since the memory lookup: fetchers fill memory before
             // leaving the in-flight table, so checking here under the lock closes that gap.
             if !force {
-                if let Some(q) = fresh_in_memory(&mut lock(&inner.memory), s, now) {
-                    out.insert(*s, Ok(q));
+                if let Some(answer) = fresh_in_memory(&mut lock(&inner.memory), s, now) {
+                    out.insert(*s, answer);
                     late_hits += 1;
                     continue;
                 }
@@ -565,22 +561,40 @@ impl QuantDb {
 }
 
 impl Inner {
-    /// Puts a quote in the memory tier with its expiry.
-    fn remember(&self, memory: &mut LruCache<Symbol, Cached>, s: Symbol, quote: Quote) {
-        let expires = self.policy.expiry(&self.calendar, quote.fetched_at());
-        memory.put(s, Cached { quote, expires });
+    /// Puts an answer fetched at `fetched` in the memory tier with its expiry.
+    fn remember(
+        &self,
+        memory: &mut LruCache<Symbol, Cached>,
+        s: Symbol,
+        answer: Answer,
+        fetched: DateTime<Utc>,
+    ) {
+        let expires = self.policy.expiry(&self.calendar, fetched);
+        memory.put(
+            s,
+            Cached {
+                answer,
+                fetched,
+                expires,
+            },
+        );
     }
 }
 
-/// A fresh memory-tier answer, marked as served from memory.
+/// A fresh memory-tier answer, a quote marked as served from memory.
 fn fresh_in_memory(
     memory: &mut LruCache<Symbol, Cached>,
     s: &Symbol,
     now: DateTime<Utc>,
-) -> Option<Quote> {
+) -> Option<Answer> {
     let cached = memory.get(s)?;
-    TtlPolicy::fresh_until(cached.quote.fetched_at(), cached.expires, now)
-        .then(|| cached.quote.clone().served_from(CacheSource::Memory))
+    if !TtlPolicy::fresh_until(cached.fetched, cached.expires, now) {
+        return None;
+    }
+    Some(match &cached.answer {
+        Ok(q) => Ok(q.clone().served_from(CacheSource::Memory)),
+        Err(e) => Err(e.clone()),
+    })
 }
 
 /// The error for a symbol whose answer went missing (a cancelled in-flight fetch, thrice).
@@ -603,10 +617,19 @@ impl Flight<'_> {
     fn complete(mut self, mut answers: HashMap<Symbol, Answer>, out: &mut HashMap<Symbol, Answer>) {
         {
             // In request order, so that a batch larger than memory keeps its last symbols.
+            // Quotes and "no upstream knows it" are kept; failures are not.
+            let now = self.inner.clock.now();
             let mut memory = lock(&self.inner.memory);
             for s in &self.symbols {
-                if let Some(Ok(q)) = answers.get(s) {
-                    self.inner.remember(&mut memory, *s, q.clone());
+                match answers.get(s) {
+                    Some(Ok(q)) => {
+                        self.inner
+                            .remember(&mut memory, *s, Ok(q.clone()), q.fetched_at())
+                    }
+                    Some(Err(e @ Error::NotFound { .. })) => {
+                        self.inner.remember(&mut memory, *s, Err(e.clone()), now)
+                    }
+                    _ => {}
                 }
             }
         }
@@ -631,6 +654,11 @@ impl Drop for Flight<'_> {
         }
     }
 }
+
+/// The longest upstream timeout accepted (a browser timer cannot wait much longer).
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest TTL accepted: a year.
+const MAX_TTL: Duration = Duration::from_secs(366 * 86_400);
 
 /// Configures a [`QuantDb`].
 ///
@@ -798,8 +826,22 @@ impl QuantDbBuilder {
                 "max_concurrent_requests must be at least 1".into(),
             ));
         }
-        if self.timeout.is_zero() {
-            return Err(Error::Config("timeout must be more than zero".into()));
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(Error::Config(format!(
+                "timeout must be more than zero and at most {} s",
+                MAX_TIMEOUT.as_secs()
+            )));
+        }
+        for (name, ttl) in [
+            ("ttl_trading", self.policy.trading),
+            ("ttl_closed", self.policy.closed),
+        ] {
+            if ttl > MAX_TTL {
+                return Err(Error::Config(format!(
+                    "{name} must be at most {} days",
+                    MAX_TTL.as_secs() / 86_400
+                )));
+            }
         }
         if self.providers.is_empty() {
             return Err(Error::Config("at least one provider is needed".into()));

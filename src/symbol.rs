@@ -51,8 +51,10 @@ impl Exchange {
 
     /// The exchange a bare 6-digit code belongs to, if the code range says so.
     pub fn infer(code: &str) -> Option<Exchange> {
-        let b = code.as_bytes();
-        match (b[0], b[1], b[2]) {
+        let &[a, b, c, ..] = code.as_bytes() else {
+            return None;
+        };
+        match (a, b, c) {
             // Beijing first: 920xxx would otherwise look like Shanghai's 9xxxxx B shares.
             (b'4', b'3', _) | (b'8', b'3', _) | (b'8', b'7', _) | (b'9', b'2', b'0') => {
                 Some(Exchange::Beijing)
@@ -282,6 +284,14 @@ mod tests {
         let err = Symbol::parse("700000").unwrap_err();
         assert!(err.to_string().contains("700000"), "{err}");
         assert_eq!(err.code(), "invalid_symbol");
+    }
+
+    #[test]
+    fn inference_never_panics_on_short_codes() {
+        for code in ["", "6", "60", "-", "é"] {
+            assert_eq!(Exchange::infer(code), None, "{code:?}");
+        }
+        assert_eq!(Exchange::infer("600"), Some(Exchange::Shanghai));
     }
 
     #[test]

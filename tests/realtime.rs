@@ -458,6 +458,10 @@ async fn unknown_codes_are_not_found_and_do_not_spoil_the_batch() {
         }
     );
     assert_eq!(db.cache_stats().errors, 1);
+    // Within the TTL the verdict is remembered: asking again costs nothing upstream.
+    let again = db.get_realtime_data("603999").await.unwrap_err();
+    assert_eq!(again.code(), "not_found");
+    assert_eq!(mock.requests().total, 3);
 }
 
 #[tokio::test]

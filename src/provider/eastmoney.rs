@@ -67,6 +67,9 @@ fn record(item: &Value) -> Option<RawQuote> {
         Value::Number(n) => format!("{:06}", n.as_u64()?),
         _ => return None,
     };
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let exchange = match item.get("f13").and_then(Value::as_i64)? {
         1 => Exchange::Shanghai,
         0 if Exchange::infer(&code).unwrap_or(Exchange::Shenzhen) == Exchange::Beijing => {
@@ -75,9 +78,6 @@ fn record(item: &Value) -> Option<RawQuote> {
         0 => Exchange::Shenzhen,
         _ => return None,
     };
-    if code.len() != 6 {
-        return None;
-    }
     let time = field(item, "f124")
         .and_then(|secs| DateTime::<Utc>::from_timestamp(secs as i64, 0))
         .map(|t| t.with_timezone(&exchange_tz()).naive_local());
@@ -130,6 +130,12 @@ mod tests {
         assert!(parse(b"nothing here").is_err());
         assert!(parse(br#"{"rc":102,"data":null}"#).is_err());
         assert!(parse(&[0xff, 0xfe]).is_err());
+        // Odd records are skipped, never a panic.
+        let odd = br#"{"rc":0,"data":{"diff":[{"f12":"","f13":0},{"f12":"-","f13":0},{"f12":"60000x","f13":1},
+            {"f12":12,"f13":0,"f18":1.0,"f14":"x"},{"f12":"600000","f13":7},{"f13":1},{"f12":"600000"}]}}"#;
+        let quotes = parse(odd).unwrap();
+        assert_eq!(quotes.len(), 1);
+        assert_eq!(quotes[0].symbol.unwrap().key(), "sz000012");
     }
 
     #[test]
