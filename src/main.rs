@@ -88,8 +88,9 @@ mod cli {
             /// Port to listen on (0 picks a free one)
             #[arg(long, default_value_t = 8650)]
             port: u16,
-            /// Origin allowed to call the relay from a browser (repeatable; * allows any)
-            #[arg(long = "allow-origin", value_name = "ORIGIN", default_value = "*")]
+            /// Origin allowed to call the relay from a browser (repeatable; * allows any).
+            /// Default: any origin on a loopback address; none elsewhere, so name them
+            #[arg(long = "allow-origin", value_name = "ORIGIN")]
             allow_origins: Vec<String>,
             /// The most symbols one request may ask for
             #[arg(long, default_value_t = 1000)]
@@ -193,10 +194,20 @@ mod cli {
             Command::Serve {
                 bind,
                 port,
-                allow_origins,
+                mut allow_origins,
                 max_symbols,
                 client_timeout_secs,
             } => {
+                if allow_origins.is_empty() {
+                    if !bind.is_loopback() {
+                        eprintln!(
+                            "error: listening on {bind} needs --allow-origin (the origins of your \
+                             dashboards, or * for any)"
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
+                    allow_origins.push("*".to_string());
+                }
                 let config = RelayConfig {
                     allow_origins,
                     max_symbols,
@@ -222,11 +233,7 @@ mod cli {
             }
         };
         let local = listener.local_addr().unwrap_or(addr);
-        if !local.ip().is_loopback() && config.allow_origins.iter().any(|o| o == "*") {
-            tracing::warn!(
-                "listening on {local} with CORS open to any origin: consider --allow-origin"
-            );
-        }
+
         println!("quantdb relay listening on {}", relay::url_of(local));
         let _ = std::io::Write::flush(&mut std::io::stdout());
         if let Err(e) =

@@ -155,3 +155,74 @@ async fn help_names_the_environment_overrides() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("yahoo"));
 }
+
+/// Starts `quantdb serve` with `args`, returns the child and the URL it prints.
+async fn start_relay(
+    mock: &MockUpstream,
+    dir: &Path,
+    args: &[&str],
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
+    cmd.arg("--cache-dir")
+        .arg(dir)
+        .arg("serve")
+        .args(args)
+        .env_remove("RUST_LOG");
+    for var in [
+        "QUANTDB_SINA_URL",
+        "QUANTDB_TENCENT_URL",
+        "QUANTDB_EASTMONEY_URL",
+    ] {
+        cmd.env(var, mock.base_url());
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().expect("a listening line");
+    let url = line
+        .strip_prefix("quantdb relay listening on ")
+        .expect(&line)
+        .to_string();
+    (child, url)
+}
+
+#[tokio::test]
+async fn serve_answers_then_stops_cleanly_on_sigterm() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    mock.set_latency(std::time::Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = start_relay(&mock, dir.path(), &["--port", "0"]).await;
+    // A request in flight when SIGTERM arrives is still answered.
+    let in_flight = tokio::spawn(reqwest::get(format!("{url}/api/v1/realtime/600000")));
+    while mock.requests().total == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn serve_on_a_public_address_needs_named_origins() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = quantdb(
+        &mock,
+        dir.path(),
+        &["serve", "--bind", "0.0.0.0", "--port", "0"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-origin"));
+}

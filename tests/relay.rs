@@ -430,3 +430,32 @@ async fn the_native_client_can_use_a_relay() {
     let (_, stats) = get(&format!("{}/api/v1/stats", relay.url)).await;
     assert_eq!(stats["memory_hits"], json!(1));
 }
+
+#[tokio::test]
+async fn a_slow_answer_times_out_with_a_json_error() {
+    let config = RelayConfig {
+        client_timeout: Duration::from_millis(100),
+        ..RelayConfig::default()
+    };
+    let (mock, relay) = setup(config).await;
+    mock.set_latency(Duration::from_millis(1500)); // longer than three client timeouts
+    let (status, body) = get(&format!("{}/api/v1/realtime/600000", relay.url)).await;
+    assert_eq!((status, body["code"].as_str()), (504, Some("timeout")));
+}
+
+#[tokio::test]
+async fn a_list_with_no_valid_symbol_is_a_bad_request() {
+    let (mock, relay) = setup(RelayConfig::default()).await;
+    let (status, body) = get(&format!("{}/api/v1/realtime?symbols=abc,12", relay.url)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_symbol"))
+    );
+    assert!(body["error"].as_str().unwrap().contains("abc,12"), "{body}");
+    let (status, body) = post(&format!("{}/api/v1/realtime", relay.url), r#"["x"]"#).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_symbol"))
+    );
+    assert_eq!(mock.requests().total, 0);
+}

@@ -31,7 +31,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
-use crate::{Error, QuantDb, SymbolError};
+use crate::{Error, QuantDb, Symbol, SymbolError};
 
 /// How the relay treats its clients.
 #[derive(Debug, Clone)]
@@ -122,6 +122,7 @@ pub fn router(db: QuantDb, config: &RelayConfig) -> Result<Router, Error> {
             StatusCode::GATEWAY_TIMEOUT,
             config.client_timeout * 3,
         ))
+        .layer(axum::middleware::map_response(json_timeouts))
         .layer(cors)
         .layer(CatchPanicLayer::custom(|_| {
             refuse(
@@ -178,6 +179,21 @@ pub async fn serve(
         tracing::warn!("some connections were still open at shutdown");
     }
     Ok(())
+}
+
+/// Gives the timeout layer's bare 504 the same JSON shape as every other error.
+async fn json_timeouts(response: Response) -> Response {
+    let bare = !response
+        .headers()
+        .contains_key(axum::http::header::CONTENT_TYPE);
+    if response.status() == StatusCode::GATEWAY_TIMEOUT && bare {
+        return refuse(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the answer took too long",
+        );
+    }
+    response
 }
 
 /// The address a relay listening on `addr` is reached at.
@@ -280,6 +296,12 @@ impl App {
                 self.max_symbols
             );
             return refuse(StatusCode::BAD_REQUEST, "too_many_symbols", message);
+        }
+        // A list with no valid symbol at all is a malformed request; otherwise bad symbols
+        // stay per-symbol entries beside the good ones.
+        if symbols.iter().all(|s| Symbol::parse(s).is_err()) {
+            let message = format!("no valid symbol in {}", symbols.join(","));
+            return refuse(StatusCode::BAD_REQUEST, "invalid_symbol", message);
         }
         Json(self.db.get_realtime_data_batch(&symbols).await).into_response()
     }
