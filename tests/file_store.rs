@@ -29,12 +29,10 @@ fn file_store_works_without_an_async_runtime() {
     futures_lite_block_on(store_suite::check_store(&store));
 }
 
-/// A minimal executor: the store must not need tokio to be usable.
+/// An executor that is not tokio: the store must be usable outside a tokio runtime.
 fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
+    assert!(tokio::runtime::Handle::try_current().is_err());
+    futures_executor::block_on(f)
 }
 
 #[tokio::test]
@@ -97,6 +95,15 @@ async fn an_interrupted_write_loses_nothing_already_stored() {
     // What a crash mid-write leaves behind: a half-written temporary file.
     let temp = store.dir().join(".sh600000.99999.0.tmp");
     std::fs::write(&temp, &b"{\"format\":\"quantdb.quote\",\"vers"[..]).unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&temp)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let writing = store.dir().join(".sz000001.88888.0.tmp"); // another process, mid-write
+    std::fs::write(&writing, b"{").unwrap();
     let slots = store.load(&[q.key().unwrap()]).await.unwrap();
     assert_eq!(slots, vec![Stored::Found(q)]);
     assert_eq!(
@@ -105,7 +112,8 @@ async fn an_interrupted_write_loses_nothing_already_stored() {
         "temporary files are not entries"
     );
     store.clear().await.unwrap();
-    assert!(!temp.exists(), "clear removes leftovers too");
+    assert!(!temp.exists(), "clear removes leftovers of a crash");
+    assert!(writing.exists(), "and leaves another writer's file alone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

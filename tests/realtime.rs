@@ -197,7 +197,7 @@ async fn chunks_are_fetched_concurrently_up_to_the_bound() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_thousand_concurrent_callers_share_one_request() {
     let mock = mock().await;
     mock.set_latency(Duration::from_millis(100));

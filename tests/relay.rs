@@ -324,7 +324,7 @@ async fn cors_follows_the_allowed_origins() {
     .is_err());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_clients_asking_for_the_same_hundred_symbols_cost_one_request() {
     let (mock, relay) = setup(RelayConfig::default()).await;
     mock.set_latency(Duration::from_millis(100));

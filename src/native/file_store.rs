@@ -73,6 +73,16 @@ fn storage(e: impl std::fmt::Display) -> Error {
     Error::Storage(e.to_string())
 }
 
+/// A temporary file old enough that no writer is still working on it (a crash left it).
+/// Younger ones may belong to another process writing right now: leave them be.
+fn abandoned(entry: &std::fs::DirEntry) -> bool {
+    let age = entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .map(|t| t.elapsed().unwrap_or_default());
+    age.is_ok_and(|age| age > std::time::Duration::from_secs(60))
+}
+
 /// Runs blocking file work off the async executor when a tokio runtime is there.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
@@ -142,7 +152,7 @@ impl Store for FileStore {
                 for entry in std::fs::read_dir(&*dir)?.flatten() {
                     let name = entry.file_name();
                     let name = name.to_string_lossy();
-                    if name.ends_with(".json") || name.ends_with(".tmp") {
+                    if name.ends_with(".json") || (name.ends_with(".tmp") && abandoned(&entry)) {
                         match std::fs::remove_file(entry.path()) {
                             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
                             _ => {}
