@@ -205,7 +205,7 @@ impl QuantDb {
             .filter(|s| !found.contains_key(s))
             .copied()
             .collect();
-        if let (Some(store), false) = (&self.inner.store, missing.is_empty()) {
+        if let (Some(store), false) = (self.inner.store(), missing.is_empty()) {
             if let Ok(slots) = store.load(&missing).await {
                 for (s, slot) in missing.into_iter().zip(slots) {
                     if let Stored::Found(q) = slot {
@@ -249,8 +249,8 @@ impl QuantDb {
             store_errors: Counters::get(&c.store_errors),
             memory_entries: lock(&inner.memory).len(),
             memory_capacity: inner.memory_capacity,
-            persistent_entries: inner.store.as_ref().and_then(|s| s.entry_count()),
-            persistent_enabled: inner.store.is_some(),
+            persistent_entries: inner.store().and_then(|s| s.entry_count()),
+            persistent_enabled: inner.store().is_some(),
             ttl_seconds: inner.policy.ttl_at(&inner.calendar, now),
             market_phase: inner.calendar.phase(now),
             calendar_covers_today: inner.calendar.covers(
@@ -263,7 +263,7 @@ impl QuantDb {
     /// Empties every tier.
     pub async fn clear_cache(&self) -> Result<(), Error> {
         lock(&self.inner.memory).clear();
-        match &self.inner.store {
+        match self.inner.store() {
             Some(store) => store.clear().await,
             None => Ok(()),
         }
@@ -273,7 +273,7 @@ impl QuantDb {
     pub async fn clear_symbol(&self, symbol: &str) -> Result<(), Error> {
         let symbol = Symbol::parse(symbol)?;
         lock(&self.inner.memory).pop(&symbol);
-        match &self.inner.store {
+        match self.inner.store() {
             Some(store) => store.remove(symbol).await,
             None => Ok(()),
         }
@@ -323,7 +323,7 @@ impl QuantDb {
         out: &mut HashMap<Symbol, Answer>,
     ) -> Vec<Symbol> {
         let inner = &self.inner;
-        let Some(store) = &inner.store else {
+        let Some(store) = inner.store() else {
             return pending;
         };
         let slots = match store.load(&pending).await {
@@ -547,7 +547,7 @@ impl QuantDb {
     }
 
     async fn save_persistent(&self, quotes: &[Quote]) {
-        let Some(store) = &self.inner.store else {
+        let Some(store) = self.inner.store() else {
             return;
         };
         if quotes.is_empty() {
@@ -561,6 +561,11 @@ impl QuantDb {
 }
 
 impl Inner {
+    /// The persistent tier, while it works.
+    fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref().filter(|s| s.is_available())
+    }
+
     /// Puts an answer fetched at `fetched` in the memory tier with its expiry.
     fn remember(
         &self,

@@ -27,6 +27,11 @@ pub trait Store: MaybeSendSync {
     fn clear(&self) -> BoxFuture<'_, Result<(), Error>>;
     /// The number of entries, as best known without waiting.
     fn entry_count(&self) -> Option<usize>;
+    /// Whether the store still works. A store that lost its backing (IndexedDB closed for
+    /// another page's upgrade, quota exhausted) says no, and the client goes on from memory.
+    fn is_available(&self) -> bool {
+        true
+    }
 }
 
 /// The on-disk / in-database record: a format tag and version around the quote, so a file of

@@ -456,3 +456,43 @@ async fn slow_upstreams_time_out() {
     assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "timeout");
     reset_mock(json!({})).await;
 }
+
+#[wasm_bindgen_test]
+async fn another_page_upgrading_the_database_turns_the_tier_off_not_the_client() {
+    reset_mock(json!({})).await;
+    let name = unique("yield");
+    let opts = options(json!({ "dbName": name }));
+    let db = open(&opts).await;
+    quote(&db, "600000").await;
+    assert_eq!(stats(&db)["persistent_enabled"], true);
+    // Another tab opens the same database at a newer version: ours closes and steps aside.
+    let newer =
+        browser::raw_open(&name, quantdb::wasm::IdbStore::SCHEMA_VERSION + 1, "other").await;
+    let s = stats(&db);
+    assert_eq!(
+        (
+            s["persistent_enabled"].as_bool(),
+            s["persistent_entries"].as_null()
+        ),
+        (Some(false), Some(()))
+    );
+    assert_eq!(quote(&db, "600000").await["cache_source"], "memory");
+    assert_eq!(quote(&db, "000001").await["cache_source"], "network");
+    newer.close();
+}
+
+#[wasm_bindgen_test]
+async fn only_the_configured_upstreams_are_asked() {
+    reset_mock(json!({})).await;
+    let url = mock_url();
+    let db = open(&json!({ "tencentUrl": url, "persistent": false })).await;
+    assert_eq!(quote(&db, "600000").await["source"], "tencent");
+    let s = control("GET", "/__mock/stats", None).await;
+    assert_eq!(
+        (
+            s["requests"]["total"].as_u64(),
+            s["requests"]["tencent"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+}

@@ -43,23 +43,6 @@ async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> Option<T
     }
 }
 
-/// A plain connection at `version`, creating `store` if it upgrades, with no `versionchange`
-/// handler (like a careless page in another tab).
-async fn raw_open(name: &str, version: u32, store: &'static str) -> Database {
-    Database::open(name)
-        .with_version(version)
-        .with_on_upgrade_needed(move |_, db| {
-            if !db.object_store_names().any(|n| n == store) {
-                db.create_object_store(store).build()?;
-            }
-            Ok(())
-        })
-        .build()
-        .unwrap()
-        .await
-        .unwrap()
-}
-
 fn storage_error<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
     match result {
         Err(Error::Storage(why)) => why,
@@ -151,7 +134,7 @@ async fn foreign_values_read_as_corrupt() {
 #[wasm_bindgen_test]
 async fn a_newer_database_is_refused_promptly() {
     let name = unique("newer");
-    raw_open(&name, IdbStore::SCHEMA_VERSION + 5, IdbStore::STORE_NAME)
+    browser::raw_open(&name, IdbStore::SCHEMA_VERSION + 5, IdbStore::STORE_NAME)
         .await
         .close();
     let why = storage_error(IdbStore::open(&name).await);
@@ -161,7 +144,7 @@ async fn a_newer_database_is_refused_promptly() {
 #[wasm_bindgen_test]
 async fn a_foreign_database_is_refused() {
     let name = unique("foreign");
-    raw_open(&name, IdbStore::SCHEMA_VERSION, "something-else")
+    browser::raw_open(&name, IdbStore::SCHEMA_VERSION, "something-else")
         .await
         .close();
     let why = storage_error(IdbStore::open(&name).await);
@@ -182,7 +165,7 @@ async fn no_indexed_db_is_refused() {
 #[wasm_bindgen_test]
 async fn a_blocked_open_gives_up_in_time() {
     let name = unique("blocked");
-    let holder = raw_open(&name, IdbStore::SCHEMA_VERSION, IdbStore::STORE_NAME).await;
+    let holder = browser::raw_open(&name, IdbStore::SCHEMA_VERSION, IdbStore::STORE_NAME).await;
     let delete = Database::delete_by_name(&name).unwrap();
     let why = storage_error(IdbStore::open_with_timeout(&name, Duration::from_millis(300)).await);
     assert!(why.contains("no answer within"), "{why}");
@@ -207,7 +190,7 @@ async fn an_open_store_yields_to_upgrades_and_deletes() {
     store.save(std::slice::from_ref(&q)).await.unwrap();
     let newer = within(
         Duration::from_secs(2),
-        raw_open(&name, IdbStore::SCHEMA_VERSION + 1, IdbStore::STORE_NAME),
+        browser::raw_open(&name, IdbStore::SCHEMA_VERSION + 1, IdbStore::STORE_NAME),
     )
     .await
     .expect("the upgrade is not blocked by the open store");

@@ -39,7 +39,10 @@ export interface OpenOptions {
   tencentUrl?: string;
   /** Base URL that answers like push2.eastmoney.com (a CORS proxy). */
   eastmoneyUrl?: string;
-  /** Providers to try, in order. Default: sina, tencent, eastmoney (or relay, given relayUrl). */
+    /**
+   * Providers to try, in order. Default: the relay if `relayUrl` is set, else the upstreams
+   * whose URL is set (sina, tencent, eastmoney order), else all three public hosts.
+   */
   providers?: Provider[];
   /** IndexedDB database name. Default "quantdb". */
   dbName?: string;
@@ -218,6 +221,19 @@ impl QuantDB {
     async fn open_inner(value: Option<JsValue>) -> Result<QuantDB, Error> {
         let o: Options = options(value)?;
         let mut b = QuantDb::builder();
+        // A page can only reach upstreams through the URLs it configures: without an explicit
+        // provider list, ask just those (a relay alone, or the proxied upstreams).
+        let configured: Vec<Provider> = [
+            (Provider::Sina, &o.sina_url),
+            (Provider::Tencent, &o.tencent_url),
+            (Provider::Eastmoney, &o.eastmoney_url),
+        ]
+        .into_iter()
+        .filter_map(|(p, url)| url.as_ref().map(|_| p))
+        .collect();
+        if o.providers.is_none() && o.relay_url.is_none() && !configured.is_empty() {
+            b = b.providers(configured);
+        }
         for (provider, url) in [
             (Provider::Sina, o.sina_url),
             (Provider::Tencent, o.tencent_url),

@@ -9,6 +9,7 @@
 //! app; its later calls then fail with a storage error.
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
@@ -33,6 +34,8 @@ pub struct IdbStore {
     name: String,
     /// The number of entries after the last open or write of this handle.
     count: Cell<usize>,
+    /// Cleared when the connection closes for another page, or a write finds no room.
+    available: Rc<Cell<bool>>,
     /// The connection's `versionchange` handler; unregistered when the store is dropped.
     _on_version_change: Closure<dyn FnMut()>,
 }
@@ -84,8 +87,11 @@ impl IdbStore {
 
         let closing = db.clone();
         let db_name = name.to_string();
+        let available = Rc::new(Cell::new(true));
+        let still_available = available.clone();
         let on_version_change = Closure::<dyn FnMut()>::new(move || {
-            tracing::info!("IndexedDB {db_name:?}: another page upgrades or deletes it, closing");
+            tracing::warn!("IndexedDB {db_name:?}: another page upgrades or deletes it, closing");
+            still_available.set(false);
             closing.as_sys().close();
         });
         db.as_sys()
@@ -94,6 +100,7 @@ impl IdbStore {
             db,
             name: name.to_string(),
             count: Cell::new(0),
+            available,
             _on_version_change: on_version_change,
         };
         let count = {
@@ -108,6 +115,10 @@ impl IdbStore {
     fn fail(&self, what: &'static str) -> impl FnOnce(IdbError) -> Error + '_ {
         move |e| {
             let why = reason(&e);
+            // Out of quota, or the connection is gone: stop using the store.
+            if why.starts_with("QuotaExceededError") || why.starts_with("InvalidStateError") {
+                self.available.set(false);
+            }
             Error::Storage(format!("IndexedDB {:?}: cannot {what}: {why}", self.name))
         }
     }
@@ -261,5 +272,9 @@ impl Store for IdbStore {
 
     fn entry_count(&self) -> Option<usize> {
         Some(self.count.get())
+    }
+
+    fn is_available(&self) -> bool {
+        self.available.get()
     }
 }

@@ -3,6 +3,9 @@
 
 use std::future::Future;
 
+use indexed_db_futures::database::Database;
+use indexed_db_futures::prelude::*;
+
 use js_sys::{Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -23,4 +26,21 @@ pub async fn without_indexed_db<T>(work: impl Future<Output = T>) -> T {
         Object::define_property(&global, &key, original.unchecked_ref());
     }
     result
+}
+
+/// A plain connection at `version`, creating `store` if it upgrades, with no `versionchange`
+/// handler (like a careless page in another tab).
+pub async fn raw_open(name: &str, version: u32, store: &'static str) -> Database {
+    Database::open(name)
+        .with_version(version)
+        .with_on_upgrade_needed(move |_, db| {
+            if !db.object_store_names().any(|n| n == store) {
+                db.create_object_store(store).build()?;
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap()
+        .await
+        .unwrap()
 }
