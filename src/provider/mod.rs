@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::calendar::MarketPhase;
 use crate::error::Error;
-use crate::quote::Quote;
+use crate::quote::{Quote, RawQuote};
 use crate::symbol::Symbol;
 use crate::transport::HttpRequest;
 
@@ -187,6 +187,29 @@ fn assignments<'a>(
         let end = memchr::memchr(b'"', value)?;
         Some((key, &value[..end]))
     })
+}
+
+/// Every `PREFIXkey="value"` statement of a body read by `record`; records it cannot read are
+/// left out, and a body with no such statement at all is not this upstream's answer.
+fn records(
+    body: &[u8],
+    prefix: &[u8],
+    record: fn(&str, &[u8]) -> Option<RawQuote>,
+) -> Result<Vec<RawQuote>, String> {
+    let mut seen = false;
+    let mut quotes = Vec::new();
+    for (key, value) in assignments(body, prefix) {
+        seen = true;
+        quotes.extend(record(key, value));
+    }
+    if !seen {
+        let prefix = String::from_utf8_lossy(prefix);
+        return Err(format!(
+            "no {prefix} records in a {}-byte answer",
+            body.len()
+        ));
+    }
+    Ok(quotes)
 }
 
 /// `bytes` split on `sep` (memchr finds separators many bytes at a time in large answers).

@@ -1,6 +1,6 @@
 //! Sina `hq.sinajs.cn`: `var hq_str_sh600000="name,open,prev_close,price,high,low,...";` in GBK.
 
-use super::{assignments, date_time, digits_at, joined_keys, num_bytes, split_bytes};
+use super::{date_time, digits_at, joined_keys, num_bytes, records, split_bytes};
 use crate::platform::decode_gbk;
 use crate::quote::RawQuote;
 use crate::symbol::Symbol;
@@ -17,18 +17,7 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
 }
 
 pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
-    let mut seen = false;
-    let mut quotes = Vec::new();
-    for (key, value) in assignments(body, b"var hq_str_") {
-        seen = true;
-        if let Some(q) = record(key, value) {
-            quotes.push(q);
-        }
-    }
-    if !seen {
-        return Err(format!("no hq_str_ lines in a {}-byte answer", body.len()));
-    }
-    Ok(quotes)
+    records(body, b"var hq_str_", record)
 }
 
 /// Fields read: 0 name, 1 open, 2 previous close, 3 price, 4 high, 5 low, 8 volume (shares),

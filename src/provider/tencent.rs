@@ -1,7 +1,7 @@
 //! Tencent `qt.gtimg.cn`: `v_sh600000="1~name~600000~price~prev_close~open~volume(lots)~...";`
 //! in GBK. Volumes are in lots of 100 shares, field 37 is in 10,000 yuan.
 
-use super::{assignments, date_time, digits_at, joined_keys, num};
+use super::{date_time, digits_at, joined_keys, num, records};
 use crate::platform::decode_gbk;
 use crate::quote::RawQuote;
 use crate::symbol::Symbol;
@@ -14,19 +14,9 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
     }
 }
 
+/// `v_pv_none_match="1"`, the answer for unknown codes, counts as a record: it reads as none.
 pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
-    let mut seen = false;
-    let mut quotes = Vec::new();
-    for (key, value) in assignments(body, b"v_") {
-        seen = true; // includes `v_pv_none_match="1"`, the answer for unknown codes
-        if let Some(q) = record(key, value) {
-            quotes.push(q);
-        }
-    }
-    if !seen {
-        return Err(format!("no v_ records in a {}-byte answer", body.len()));
-    }
-    Ok(quotes)
+    records(body, b"v_", record)
 }
 
 fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
