@@ -169,7 +169,10 @@ impl RawQuote {
         let mut quote = Quote {
             symbol: symbol.code().to_string(),
             exchange: symbol.exchange(),
-            name: self.name.trim().to_string(),
+            name: match self.name.trim() {
+                trimmed if trimmed.len() == self.name.len() => self.name,
+                trimmed => trimmed.to_string(),
+            },
             current_price: prev_close,
             change: 0.0,
             change_percent: 0.0,
