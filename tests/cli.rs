@@ -9,7 +9,8 @@ use std::process::Output;
 
 use mock_upstream::{MockConfig, MockUpstream};
 
-async fn quantdb(mock: &MockUpstream, dir: &Path, args: &[&str]) -> Output {
+/// `quantdb --cache-dir DIR ARGS...` with every upstream aimed at the mock.
+fn command(mock: &MockUpstream, dir: &Path, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
     cmd.arg("--cache-dir")
         .arg(dir)
@@ -22,7 +23,11 @@ async fn quantdb(mock: &MockUpstream, dir: &Path, args: &[&str]) -> Output {
     ] {
         cmd.env(var, mock.base_url());
     }
-    cmd.output().await.unwrap()
+    cmd
+}
+
+async fn quantdb(mock: &MockUpstream, dir: &Path, args: &[&str]) -> Output {
+    command(mock, dir, args).output().await.unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -163,19 +168,7 @@ async fn start_relay(
     args: &[&str],
 ) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
-    cmd.arg("--cache-dir")
-        .arg(dir)
-        .arg("serve")
-        .args(args)
-        .env_remove("RUST_LOG");
-    for var in [
-        "QUANTDB_SINA_URL",
-        "QUANTDB_TENCENT_URL",
-        "QUANTDB_EASTMONEY_URL",
-    ] {
-        cmd.env(var, mock.base_url());
-    }
+    let mut cmd = command(mock, dir, &[&["serve"], args].concat());
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
