@@ -182,15 +182,11 @@ impl QuantDb {
     /// any upstream request: for painting a dashboard at once, then refreshing. In request
     /// order; invalid and uncached symbols are left out. Not counted in the statistics.
     pub async fn get_cached<S: AsRef<str>>(&self, symbols: &[S]) -> Vec<Quote> {
-        let mut wanted: Vec<Symbol> = Vec::with_capacity(symbols.len());
-        for s in symbols
-            .iter()
+        let mut seen = HashSet::new();
+        let wanted: Vec<Symbol> = (symbols.iter())
             .filter_map(|s| Symbol::parse(s.as_ref()).ok())
-        {
-            if !wanted.contains(&s) {
-                wanted.push(s);
-            }
-        }
+            .filter(|s| seen.insert(*s))
+            .collect();
         let mut found: HashMap<Symbol, Quote> = {
             let memory = lock(&self.inner.memory);
             (wanted.iter())
