@@ -98,3 +98,44 @@ impl SymbolError {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_listed_and_relayed_codes_survive() {
+        let s = || String::from("x");
+        let all = [
+            Error::InvalidSymbol {
+                input: s(),
+                reason: s(),
+            },
+            Error::NotFound {
+                symbol: s(),
+                providers: s(),
+            },
+            Error::Timeout {
+                provider: s(),
+                timeout_ms: 1,
+            },
+            Error::Upstream {
+                provider: s(),
+                message: s(),
+            },
+            Error::Parse {
+                provider: s(),
+                message: s(),
+            },
+            Error::Unavailable { attempts: vec![] },
+            Error::Config(s()),
+            Error::Storage(s()),
+        ];
+        let codes: Vec<&str> = all.iter().map(Error::code).collect();
+        assert_eq!(codes, Error::CODES);
+        for code in Error::CODES {
+            assert_eq!(Error::relayed(code, s()).code(), code);
+        }
+        assert_eq!(Error::relayed("bogus", s()).code(), "upstream_error");
+    }
+}
