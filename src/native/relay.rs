@@ -308,7 +308,15 @@ impl App {
 }
 
 async fn stats(State(app): State<App>) -> Response {
-    Json(app.db.cache_stats()).into_response()
+    // Counting the file cache's entries reads its directory: keep that off the async workers.
+    match tokio::task::spawn_blocking(move || app.db.cache_stats()).await {
+        Ok(stats) => Json(stats).into_response(),
+        Err(_) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "statistics failed",
+        ),
+    }
 }
 
 async fn health() -> Response {
