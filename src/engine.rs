@@ -41,10 +41,10 @@ impl FetchOptions {
 
 /// One upstream as configured: which provider, where, and how many codes a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    pub provider: Provider,
-    pub base_url: String,
-    pub chunk_size: usize,
+struct Upstream {
+    provider: Provider,
+    base_url: String,
+    chunk_size: usize,
 }
 
 type Answer = Result<Quote, Error>;
@@ -275,11 +275,6 @@ impl QuantDb {
         }
     }
 
-    /// The upstreams in the order they are tried.
-    pub fn upstreams(&self) -> &[Upstream] {
-        &self.inner.upstreams
-    }
-
     /// Answers for distinct symbols: memory, then the persistent tier, then upstream.
     async fn resolve(&self, symbols: &[Symbol], options: FetchOptions) -> HashMap<Symbol, Answer> {
         let inner = &self.inner;
@@ -335,10 +330,14 @@ impl QuantDb {
         let mut promoted = Vec::new();
         for (s, slot) in pending.into_iter().zip(slots) {
             match slot {
-                Stored::Found(q) if inner.policy.is_fresh(&inner.calendar, q.fetched_at(), now) => {
-                    promoted.push(q)
+                Stored::Found(q) => {
+                    let fetched = q.fetched_at();
+                    match inner.entry(Ok(q), fetched) {
+                        entry if entry.is_fresh(now) => promoted.push((s, entry)),
+                        _ => missing.push(s),
+                    }
                 }
-                Stored::Found(_) | Stored::Missing => missing.push(s),
+                Stored::Missing => missing.push(s),
                 Stored::Corrupt(why) => {
                     Counters::add(&inner.counters.corrupt_entries, 1);
                     tracing::warn!("ignoring unreadable cache entry for {s}: {why}");
@@ -348,11 +347,11 @@ impl QuantDb {
         }
         Counters::add(&inner.counters.persistent_hits, promoted.len());
         let mut memory = lock(&inner.memory);
-        for q in promoted {
-            if let Some(s) = q.key() {
-                inner.remember(&mut memory, s, Ok(q.clone()), q.fetched_at());
-                out.insert(s, Ok(q.served_from(CacheSource::Disk)));
+        for (s, entry) in promoted {
+            if let Ok(q) = &entry.answer {
+                out.insert(s, Ok(q.clone().served_from(CacheSource::Disk)));
             }
+            memory.put(s, entry);
         }
         drop(memory);
         missing
@@ -562,23 +561,20 @@ impl Inner {
         self.store.as_ref().filter(|s| s.is_available())
     }
 
-    /// Puts an answer fetched at `fetched` in the memory tier with its expiry.
-    fn remember(
-        &self,
-        memory: &mut LruCache<Symbol, Cached>,
-        s: Symbol,
-        answer: Answer,
-        fetched: DateTime<Utc>,
-    ) {
+    /// A memory-tier entry for an answer fetched at `fetched`, with its expiry.
+    fn entry(&self, answer: Answer, fetched: DateTime<Utc>) -> Cached {
         let expires = self.policy.expiry(&self.calendar, fetched);
-        memory.put(
-            s,
-            Cached {
-                answer,
-                fetched,
-                expires,
-            },
-        );
+        Cached {
+            answer,
+            fetched,
+            expires,
+        }
+    }
+}
+
+impl Cached {
+    fn is_fresh(&self, now: DateTime<Utc>) -> bool {
+        TtlPolicy::fresh_until(self.fetched, self.expires, now)
     }
 }
 
@@ -588,10 +584,7 @@ fn fresh_in_memory(
     s: &Symbol,
     now: DateTime<Utc>,
 ) -> Option<Answer> {
-    let cached = memory.get(s)?;
-    if !TtlPolicy::fresh_until(cached.fetched, cached.expires, now) {
-        return None;
-    }
+    let cached = memory.get(s).filter(|c| c.is_fresh(now))?;
     Some(match &cached.answer {
         Ok(q) => Ok(q.clone().served_from(CacheSource::Memory)),
         Err(e) => Err(e.clone()),
@@ -624,11 +617,10 @@ impl Flight<'_> {
             for s in &self.symbols {
                 match answers.get(s) {
                     Some(Ok(q)) => {
-                        self.inner
-                            .remember(&mut memory, *s, Ok(q.clone()), q.fetched_at())
+                        memory.put(*s, self.inner.entry(Ok(q.clone()), q.fetched_at()));
                     }
                     Some(Err(e @ Error::NotFound { .. })) => {
-                        self.inner.remember(&mut memory, *s, Err(e.clone()), now)
+                        memory.put(*s, self.inner.entry(Err(e.clone()), now));
                     }
                     _ => {}
                 }

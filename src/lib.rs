@@ -42,7 +42,7 @@ cfg_if::cfg_if! {
 }
 
 pub use calendar::{MarketCalendar, MarketPhase, TtlMode, TtlPolicy};
-pub use engine::{FetchOptions, QuantDb, QuantDbBuilder, Upstream};
+pub use engine::{FetchOptions, QuantDb, QuantDbBuilder};
 pub use error::{Error, SymbolError};
 pub use platform::{BoxFuture, MaybeSendSync};
 pub use provider::Provider;
