@@ -22,6 +22,7 @@ use crate::stats::{CacheStats, Counters};
 use crate::store::{Store, Stored};
 use crate::symbol::Symbol;
 use crate::transport::{Clock, SystemClock, Transport, TransportError};
+use crate::write_behind::WriteBehind;
 
 /// Per-call options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,7 +84,8 @@ struct Inner {
     calendar: MarketCalendar,
     clock: Arc<dyn Clock>,
     transport: Arc<dyn Transport>,
-    store: Option<Arc<dyn Store>>,
+    /// The persistent tier, read directly and written behind.
+    persistent: Option<Arc<WriteBehind>>,
     memory: Mutex<LruCache<Symbol, Cached>>,
     memory_capacity: usize,
     /// Symbols being fetched right now, with the callers waiting for them.
@@ -201,8 +203,12 @@ impl QuantDb {
             .filter(|s| !found.contains_key(s))
             .copied()
             .collect();
-        if let (Some(store), false) = (self.inner.store(), missing.is_empty()) {
-            if let Ok(slots) = store.load(&missing).await {
+        if let (Some(writer), false) = (self.inner.writer(), missing.is_empty()) {
+            let missing = take_queued(writer, missing, |s, q| {
+                found.insert(s, q.served_from(CacheSource::Disk));
+            });
+            Counters::add(&self.inner.counters.persistent_reads, 1);
+            if let Ok(slots) = writer.store().load(&missing).await {
                 for (s, slot) in missing.into_iter().zip(slots) {
                     if let Stored::Found(q) = slot {
                         found.insert(s, q.served_from(CacheSource::Disk));
@@ -227,6 +233,9 @@ impl QuantDb {
             Counters::get(&c.misses),
         );
         let lookups = memory_hits + persistent_hits + misses;
+        let writer_count = |counter: fn(&WriteBehind) -> &std::sync::atomic::AtomicU64| {
+            (inner.persistent.as_ref()).map_or(0, |w| Counters::get(counter(w)))
+        };
         CacheStats {
             memory_hits,
             persistent_hits,
@@ -242,11 +251,15 @@ impl QuantDb {
             coalesced_waits: Counters::get(&c.coalesced_waits),
             errors: Counters::get(&c.errors),
             corrupt_entries: Counters::get(&c.corrupt_entries),
-            store_errors: Counters::get(&c.store_errors),
+            store_errors: Counters::get(&c.store_errors) + writer_count(|w| &w.failures),
+            persistent_reads: Counters::get(&c.persistent_reads),
+            persistent_writes: writer_count(|w| &w.written),
+            persistent_writes_dropped: writer_count(|w| &w.dropped),
+            persistent_pending: inner.persistent.as_ref().map_or(0, |w| w.pending()),
             memory_entries: lock(&inner.memory).len(),
             memory_capacity: inner.memory_capacity,
-            persistent_entries: inner.store().and_then(|s| s.entry_count()),
-            persistent_enabled: inner.store().is_some(),
+            persistent_entries: inner.writer().and_then(|w| w.store().entry_count()),
+            persistent_enabled: inner.writer().is_some(),
             ttl_seconds: inner.policy.ttl_at(&inner.calendar, now),
             market_phase: inner.calendar.phase(now),
             calendar_covers_today: inner.calendar.covers(
@@ -256,11 +269,15 @@ impl QuantDb {
         }
     }
 
-    /// Empties every tier.
+    /// Empties every tier (queued persistent writes included).
     pub async fn clear_cache(&self) -> Result<(), Error> {
         lock(&self.inner.memory).clear();
-        match self.inner.store() {
-            Some(store) => store.clear().await,
+        match self.inner.writer() {
+            Some(writer) => {
+                writer.discard(None);
+                let _ = writer.flush().await; // the batch being written, if any
+                writer.store().clear().await
+            }
             None => Ok(()),
         }
     }
@@ -269,8 +286,30 @@ impl QuantDb {
     pub async fn clear_symbol(&self, symbol: &str) -> Result<(), Error> {
         let symbol = Symbol::parse(symbol)?;
         lock(&self.inner.memory).pop(&symbol);
-        match self.inner.store() {
-            Some(store) => store.remove(symbol).await,
+        match self.inner.writer() {
+            Some(writer) => {
+                writer.discard(Some(&[symbol]));
+                let _ = writer.flush().await;
+                writer.store().remove(symbol).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until every quote fetched so far is in the persistent tier. Writes happen behind
+    /// the answers; call this before a clean exit so that nothing is lost. Reports the first
+    /// persistent write that failed since the last flush.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), quantdb::Error> {
+    /// let db = quantdb::QuantDb::builder().build().await?;
+    /// let batch = db.get_realtime_data_batch(&["000001", "600000"]).await;
+    /// db.flush().await?; // the next process finds both on disk
+    /// # Ok(()) }
+    /// ```
+    pub async fn flush(&self) -> Result<(), Error> {
+        match &self.inner.persistent {
+            Some(writer) => writer.flush().await,
             None => Ok(()),
         }
     }
@@ -314,10 +353,24 @@ impl QuantDb {
         out: &mut HashMap<Symbol, Answer>,
     ) -> Vec<Symbol> {
         let inner = &self.inner;
-        let Some(store) = inner.store() else {
+        let Some(writer) = inner.writer() else {
             return pending;
         };
-        let slots = match store.load(&pending).await {
+        let now = inner.clock.now();
+        let mut promoted = Vec::new();
+        // Quotes still queued for writing are newer than anything the store holds.
+        let pending = take_queued(writer, pending, |s, q| {
+            let fetched = q.fetched_at();
+            let entry = inner.entry(Ok(q), fetched);
+            if entry.is_fresh(now) {
+                promoted.push((s, entry));
+            }
+        });
+        if pending.is_empty() {
+            return self.promote(promoted, out, Vec::new());
+        }
+        Counters::add(&inner.counters.persistent_reads, 1);
+        let slots = match writer.store().load(&pending).await {
             Ok(slots) => slots,
             Err(e) => {
                 Counters::add(&inner.counters.store_errors, 1);
@@ -325,9 +378,7 @@ impl QuantDb {
                 return pending;
             }
         };
-        let now = inner.clock.now();
         let mut missing = Vec::new();
-        let mut promoted = Vec::new();
         for (s, slot) in pending.into_iter().zip(slots) {
             match slot {
                 Stored::Found(q) => {
@@ -345,15 +396,24 @@ impl QuantDb {
                 }
             }
         }
-        Counters::add(&inner.counters.persistent_hits, promoted.len());
-        let mut memory = lock(&inner.memory);
+        self.promote(promoted, out, missing)
+    }
+
+    /// Answers persistent hits and puts them in memory; returns `missing`.
+    fn promote(
+        &self,
+        promoted: Vec<(Symbol, Cached)>,
+        out: &mut HashMap<Symbol, Answer>,
+        missing: Vec<Symbol>,
+    ) -> Vec<Symbol> {
+        Counters::add(&self.inner.counters.persistent_hits, promoted.len());
+        let mut memory = lock(&self.inner.memory);
         for (s, entry) in promoted {
             if let Ok(q) = &entry.answer {
                 out.insert(s, Ok(q.clone().served_from(CacheSource::Disk)));
             }
             memory.put(s, entry);
         }
-        drop(memory);
         missing
     }
 
@@ -380,7 +440,9 @@ impl QuantDb {
                     .filter_map(|s| answers.get(s)?.as_ref().ok().cloned())
                     .collect();
                 flight.complete(answers, out);
-                self.save_persistent(&fresh).await;
+                if let Some(writer) = self.inner.writer() {
+                    writer.enqueue(&fresh);
+                }
             }
             todo.clear();
             for (s, rx) in waits {
@@ -540,25 +602,12 @@ impl QuantDb {
                 tracing::debug!("{e}");
             })
     }
-
-    async fn save_persistent(&self, quotes: &[Quote]) {
-        let Some(store) = self.inner.store() else {
-            return;
-        };
-        if quotes.is_empty() {
-            return;
-        }
-        if let Err(e) = store.save(quotes).await {
-            Counters::add(&self.inner.counters.store_errors, 1);
-            tracing::warn!("persistent cache write failed: {e}");
-        }
-    }
 }
 
 impl Inner {
     /// The persistent tier, while it works.
-    fn store(&self) -> Option<&Arc<dyn Store>> {
-        self.store.as_ref().filter(|s| s.is_available())
+    fn writer(&self) -> Option<&Arc<WriteBehind>> {
+        (self.persistent.as_ref()).filter(|w| w.store().is_available())
     }
 
     /// A memory-tier entry for an answer fetched at `fetched`, with its expiry.
@@ -589,6 +638,23 @@ fn fresh_in_memory(
         Ok(q) => Ok(q.clone().served_from(CacheSource::Memory)),
         Err(e) => Err(e.clone()),
     })
+}
+
+/// Hands quotes still queued for writing to `found`; returns the symbols not queued.
+fn take_queued(
+    writer: &WriteBehind,
+    symbols: Vec<Symbol>,
+    mut found: impl FnMut(Symbol, Quote),
+) -> Vec<Symbol> {
+    let queued = writer.queued(&symbols);
+    let mut rest = Vec::with_capacity(symbols.len());
+    for (s, q) in symbols.into_iter().zip(queued) {
+        match q {
+            Some(q) => found(s, q),
+            None => rest.push(s),
+        }
+    }
+    rest
 }
 
 /// The error for a symbol whose answer went missing (a cancelled in-flight fetch, thrice).
@@ -677,6 +743,7 @@ pub struct QuantDbBuilder {
     timeout: Duration,
     max_concurrent_requests: usize,
     persistent: bool,
+    write_queue_capacity: usize,
     cache_dir: Option<PathBuf>,
     db_name: String,
     closures: Vec<NaiveDate>,
@@ -696,6 +763,7 @@ impl Default for QuantDbBuilder {
             timeout: Duration::from_secs(5),
             max_concurrent_requests: 8,
             persistent: true,
+            write_queue_capacity: 20_000,
             cache_dir: None,
             db_name: "quantdb".to_string(),
             closures: Vec::new(),
@@ -769,6 +837,15 @@ impl QuantDbBuilder {
         self
     }
 
+    /// Quotes waiting to be written to the persistent tier, at most (one per symbol: a newer
+    /// quote replaces a waiting one). When full, quotes of further symbols stay in memory
+    /// only, counted in `persistent_writes_dropped`. Default 20,000, more than every listed
+    /// symbol.
+    pub fn write_queue_capacity(mut self, n: usize) -> Self {
+        self.write_queue_capacity = n;
+        self
+    }
+
     /// The file cache's directory (native). Default: the platform cache directory plus
     /// `quantdb`, e.g. `~/.cache/quantdb`.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -814,6 +891,11 @@ impl QuantDbBuilder {
     pub async fn build(self) -> Result<QuantDb, Error> {
         let memory = NonZeroUsize::new(self.memory_capacity)
             .ok_or_else(|| Error::Config("memory_capacity must be at least 1".into()))?;
+        if self.write_queue_capacity == 0 {
+            return Err(Error::Config(
+                "write_queue_capacity must be at least 1".into(),
+            ));
+        }
         if self.max_concurrent_requests == 0 {
             return Err(Error::Config(
                 "max_concurrent_requests must be at least 1".into(),
@@ -904,7 +986,7 @@ impl QuantDbBuilder {
                 calendar,
                 clock: self.clock,
                 transport,
-                store,
+                persistent: store.map(|s| Arc::new(WriteBehind::new(s, self.write_queue_capacity))),
                 memory: Mutex::new(LruCache::new(memory)),
                 memory_capacity: self.memory_capacity,
                 inflight: Mutex::new(HashMap::new()),
@@ -927,5 +1009,6 @@ fn assert_futures_are_send(db: &QuantDb) {
     send(db.clear_cache());
     send(db.get_cached(&["600000"]));
     send(db.clear_symbol("600000"));
+    send(db.flush());
     send(QuantDb::builder().build());
 }

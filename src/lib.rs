@@ -30,6 +30,7 @@ pub mod stats;
 pub mod store;
 pub mod symbol;
 pub mod transport;
+mod write_behind;
 
 cfg_if::cfg_if! {
     if #[cfg(target_arch = "wasm32")] {

@@ -142,7 +142,7 @@ mod cli {
             builder = builder.providers(providers);
         }
         let db = builder.build().await?;
-        match cli.command {
+        let code = match cli.command {
             Command::Quote {
                 symbols,
                 json,
@@ -156,11 +156,11 @@ mod cli {
                     print!("{}", table(&entries));
                 }
                 let failed = entries.iter().any(|e| e.error().is_some());
-                Ok(if failed {
+                if failed {
                     ExitCode::FAILURE
                 } else {
                     ExitCode::SUCCESS
-                })
+                }
             }
             Command::Stats { json } => {
                 let stats = db.cache_stats();
@@ -177,19 +177,19 @@ mod cli {
                         println!("calendar         no holiday data for this year: weekdays count as open");
                     }
                 }
-                Ok(ExitCode::SUCCESS)
+                ExitCode::SUCCESS
             }
             Command::Clear {
                 symbol: Some(symbol),
             } => {
                 db.clear_symbol(&symbol).await?;
                 println!("cleared {symbol}");
-                Ok(ExitCode::SUCCESS)
+                ExitCode::SUCCESS
             }
             Command::Clear { symbol: None } => {
                 db.clear_cache().await?;
                 println!("cleared the cache");
-                Ok(ExitCode::SUCCESS)
+                ExitCode::SUCCESS
             }
             Command::Serve {
                 bind,
@@ -214,9 +214,14 @@ mod cli {
                     client_timeout: Duration::from_secs(client_timeout_secs.max(1)),
                     ..RelayConfig::default()
                 };
-                serve(db, SocketAddr::new(bind, port), config).await
+                serve(db.clone(), SocketAddr::new(bind, port), config).await?
             }
+        };
+        // Quotes are written to the file cache behind the answers: wait for them.
+        if let Err(e) = db.flush().await {
+            eprintln!("warning: {e}");
         }
+        Ok(code)
     }
 
     async fn serve(

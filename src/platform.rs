@@ -24,6 +24,11 @@ cfg_if::cfg_if! {
             static GBK: Option<web_sys::TextDecoder> = web_sys::TextDecoder::new_with_label("gbk").ok();
         }
 
+        /// Runs a future in the background, on the page's event loop.
+        pub(crate) fn spawn(task: BoxFuture<'static, ()>) {
+            wasm_bindgen_futures::spawn_local(task);
+        }
+
         /// Decodes GBK bytes; malformed sequences become U+FFFD.
         pub fn decode_gbk(bytes: &[u8]) -> String {
             GBK.with(|decoder| match decoder {
@@ -37,6 +42,25 @@ cfg_if::cfg_if! {
         impl<T: ?Sized + Send + Sync> MaybeSendSync for T {}
         /// A boxed future: `Send` outside wasm32.
         pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+        /// Runs a future in the background: on the caller's tokio runtime when there is one,
+        /// otherwise on a thread of its own. A task that cannot be started is dropped (its
+        /// owner notices and does the work later).
+        pub(crate) fn spawn(task: BoxFuture<'static, ()>) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(task);
+                }
+                Err(_) => {
+                    let started = std::thread::Builder::new()
+                        .name("quantdb-writer".into())
+                        .spawn(move || futures_executor::block_on(task));
+                    if let Err(e) = started {
+                        tracing::warn!("cannot start a background writer: {e}");
+                    }
+                }
+            }
+        }
 
         /// Decodes GBK bytes; malformed sequences become U+FFFD.
         pub fn decode_gbk(bytes: &[u8]) -> String {

@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub errors: AtomicU64,
     pub corrupt_entries: AtomicU64,
     pub store_errors: AtomicU64,
+    pub persistent_reads: AtomicU64,
 }
 
 impl Counters {
@@ -56,6 +57,14 @@ pub struct CacheStats {
     pub corrupt_entries: u64,
     /// Persistent tier operations that failed.
     pub store_errors: u64,
+    /// Lookups that read the persistent tier (one per batch that missed memory).
+    pub persistent_reads: u64,
+    /// Quotes written to the persistent tier (behind the answers).
+    pub persistent_writes: u64,
+    /// Quotes not persisted because the write queue was full (they stay in memory).
+    pub persistent_writes_dropped: u64,
+    /// Quotes waiting to be written now.
+    pub persistent_pending: usize,
     pub memory_entries: usize,
     pub memory_capacity: usize,
     /// `null` when the persistent tier is off.

@@ -48,10 +48,16 @@ impl Record {
     pub const VERSION: u32 = 1;
 
     pub fn encode(quote: &Quote) -> Result<Vec<u8>, Error> {
-        let record = Record {
-            format: Self::FORMAT.into(),
+        #[derive(serde::Serialize)]
+        struct RecordRef<'a> {
+            format: &'a str,
+            version: u32,
+            quote: &'a Quote,
+        }
+        let record = RecordRef {
+            format: Self::FORMAT,
             version: Self::VERSION,
-            quote: quote.clone(),
+            quote,
         };
         serde_json::to_vec(&record)
             .map_err(|e| Error::Storage(format!("cannot encode {}: {e}", quote.symbol)))

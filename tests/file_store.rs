@@ -1,5 +1,5 @@
-//! The native file cache: the shared store suite, corrupt and foreign files, interrupted
-//! writes, and two processes sharing one directory.
+//! The native file cache: the shared store suite, its write counts, damaged and foreign logs,
+//! interrupted appends, processes killed mid-write, and processes sharing one directory.
 #![cfg(not(target_arch = "wasm32"))]
 
 #[path = "support/common.rs"]
@@ -9,10 +9,51 @@ mod mock_upstream;
 #[path = "support/store_suite.rs"]
 mod store_suite;
 
-use common::{builder, listed_symbols, ManualClock};
+use std::io::Write;
+use std::sync::Arc;
+
+use common::{builder, ManualClock};
 use mock_upstream::{MockConfig, MockUpstream};
 use quantdb::native::FileStore;
-use quantdb::{CacheSource, Store, Stored, Symbol};
+use quantdb::{CacheSource, Quote, Store, Stored, Symbol};
+
+fn symbols(keys: &[String]) -> Vec<Symbol> {
+    keys.iter().map(|k| Symbol::from_key(k).unwrap()).collect()
+}
+
+fn found(slots: &[Stored]) -> Vec<&Quote> {
+    (slots.iter())
+        .map(|s| match s {
+            Stored::Found(q) => q,
+            other => panic!("expected an entry, got {other:?}"),
+        })
+        .collect()
+}
+
+/// The lines of the log, header included.
+fn log_lines(store: &FileStore) -> usize {
+    let bytes = std::fs::read(store.log_path()).unwrap();
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+fn dir_names(store: &FileStore) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store.dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether `q` is what the mock answered for its symbol at one of `ticks`.
+fn written_by_mock(q: &Quote, ticks: &[u64]) -> bool {
+    let key = q.key().unwrap().key();
+    ticks.iter().any(|&t| {
+        let m = mock_upstream::market_quote_at(&key, t).unwrap();
+        m.price == q.current_price && m.volume == q.volume && m.name == q.name
+    })
+}
 
 #[tokio::test]
 async fn file_store_passes_the_store_suite() {
@@ -26,45 +67,61 @@ async fn file_store_passes_the_store_suite() {
 fn file_store_works_without_an_async_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path()).unwrap();
-    futures_lite_block_on(store_suite::check_store(&store));
-}
-
-/// An executor that is not tokio: the store must be usable outside a tokio runtime.
-fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
     assert!(tokio::runtime::Handle::try_current().is_err());
-    futures_executor::block_on(f)
+    futures_executor::block_on(store_suite::check_store(&store));
 }
 
 #[tokio::test]
-async fn corrupt_and_foreign_files_are_misses_that_get_repaired() {
+async fn a_whole_market_refresh_is_one_append_and_compaction_keeps_the_log_small() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path()).unwrap();
-    let keys = [
-        "sh600000", "sz000001", "sz300750", "sh601318", "sz002000", "sh600004",
-    ];
-    let symbols: Vec<Symbol> = keys.iter().map(|k| Symbol::from_key(k).unwrap()).collect();
-    let good = serde_json::to_vec(&serde_json::json!({
-        "format": "quantdb.quote", "version": 1, "quote": store_suite::sample("sz000001", 1.0, 0)
-    }))
-    .unwrap();
-    std::fs::write(store.entry_path(symbols[0]), b"\x00\xffgarbage").unwrap();
-    std::fs::write(store.entry_path(symbols[1]), b"").unwrap();
-    std::fs::write(store.entry_path(symbols[2]), br#"{"some":"other program"}"#).unwrap();
-    std::fs::write(store.entry_path(symbols[3]), &good).unwrap(); // holds sz000001, not sh601318
-    std::fs::write(
-        store.entry_path(symbols[4]),
-        String::from_utf8_lossy(&good).replace("\"version\":1", "\"version\":99"),
-    )
-    .unwrap();
-    std::fs::create_dir(store.entry_path(symbols[5])).unwrap(); // not even a file
-    let slots = store.load(&symbols).await.unwrap();
+    let keys = MockUpstream::listed_keys();
+    let n = keys.len();
+    let db = builder(&mock, ManualClock::trading(), None)
+        .persistent(true)
+        .store(Arc::new(store.clone()))
+        .build()
+        .await
+        .unwrap();
+    db.get_realtime_data_batch(&keys).await;
+    db.flush().await.unwrap();
+    assert_eq!(store.stats().appends, 1, "one append for {n} quotes");
+    assert_eq!(dir_names(&store), ["quotes.lock", "quotes.log"]);
+    assert_eq!(log_lines(&store), 1 + n);
+    assert_eq!(db.cache_stats().persistent_writes, n as u64);
+
+    // Each refresh appends; the third finds the log over twice its live size and compacts.
+    for round in 1..=2 {
+        mock.set_tick(round);
+        db.get_realtime_data_batch_with(&keys, quantdb::FetchOptions::refresh())
+            .await;
+        db.flush().await.unwrap();
+    }
+    assert_eq!(store.stats().appends, 3);
+    assert_eq!(store.stats().compactions, 1);
+    assert_eq!(log_lines(&store), 1 + n, "only the live records are kept");
+    assert_eq!(dir_names(&store), ["quotes.lock", "quotes.log"]);
+
+    // A fresh store reads the latest of each.
+    let fresh = FileStore::open(dir.path()).unwrap();
+    assert_eq!(fresh.entry_count(), Some(n));
+    let slots = fresh.load(&symbols(&keys)).await.unwrap();
+    assert!(found(&slots).iter().all(|q| written_by_mock(q, &[2])));
+}
+
+#[tokio::test]
+async fn a_foreign_log_is_a_miss_and_gets_replaced() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    std::fs::write(store.log_path(), br#"{"some":"other program"}"#).unwrap();
+    let keys = ["sh600000", "sz000001", "sz300750"];
+    let slots = store.load(&symbols(&keys.map(String::from))).await.unwrap();
     assert!(
         slots.iter().all(|s| matches!(s, Stored::Corrupt(_))),
         "{slots:?}"
     );
-
-    // sh600004 stays a directory, so it can never be rewritten; the others are repaired.
     let db = builder(&mock, ManualClock::trading(), Some(dir.path()))
         .build()
         .await
@@ -73,89 +130,174 @@ async fn corrupt_and_foreign_files_are_misses_that_get_repaired() {
     assert!(entries.iter().all(|e| e
         .quote()
         .is_some_and(|q| q.cache_source == CacheSource::Network)));
-    let stats = db.cache_stats();
-    assert_eq!(stats.corrupt_entries, 6);
-    assert_eq!(
-        stats.store_errors, 1,
-        "the write over a directory fails, and is counted"
-    );
-    let slots = store.load(&symbols[..5]).await.unwrap();
-    assert!(
-        slots.iter().all(|s| matches!(s, Stored::Found(_))),
-        "{slots:?}"
-    );
+    assert_eq!(db.cache_stats().corrupt_entries, 3);
+    db.flush().await.unwrap();
+    let slots = store.load(&symbols(&keys.map(String::from))).await.unwrap();
+    assert_eq!(found(&slots).len(), 3);
 }
 
 #[tokio::test]
-async fn an_interrupted_write_loses_nothing_already_stored() {
+async fn damaged_records_are_misses_and_the_next_fetch_repairs_them() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = FileStore::open(dir.path()).unwrap();
-    let q = store_suite::sample("sh600000", 9.05, 1_796_011_200_000);
-    store.save(std::slice::from_ref(&q)).await.unwrap();
-    // What a crash mid-write leaves behind: a half-written temporary file.
-    let temp = store.dir().join(".sh600000.99999.0.tmp");
-    std::fs::write(&temp, &b"{\"format\":\"quantdb.quote\",\"vers"[..]).unwrap();
-    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&temp)
-        .unwrap()
-        .set_modified(an_hour_ago)
+    let keys = ["sh600000", "sz000001", "sz300750", "sh601318"].map(String::from);
+    let quotes: Vec<Quote> = (keys.iter().enumerate())
+        .map(|(i, k)| store_suite::sample(k, 10.0 + i as f64, 1_796_011_200_000))
+        .collect();
+    store.save(&quotes).await.unwrap();
+    // A flipped byte in sh600000's record (its checksum no longer matches), and an intact
+    // line for sz000001 whose payload is another program's JSON.
+    let mut bytes = std::fs::read(store.log_path()).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"sh600000").unwrap() + 40;
+    bytes[at] ^= 0x01;
+    let body = br#"sz000001 {"some":"other program"}"#;
+    bytes.extend_from_slice(format!("{:08x} ", crc32fast::hash(body)).as_bytes());
+    bytes.extend_from_slice(body);
+    bytes.push(b'\n');
+    std::fs::write(store.log_path(), &bytes).unwrap();
+
+    let reader = FileStore::open(dir.path()).unwrap();
+    let slots = reader.load(&symbols(&keys)).await.unwrap();
+    assert!(matches!(slots[0], Stored::Corrupt(_)), "{:?}", slots[0]);
+    assert!(matches!(slots[1], Stored::Corrupt(_)), "{:?}", slots[1]);
+    assert_eq!(slots[2], Stored::Found(quotes[2].clone()));
+    assert_eq!(slots[3], Stored::Found(quotes[3].clone()));
+
+    let db = builder(&mock, ManualClock::trading(), Some(dir.path()))
+        .build()
+        .await
         .unwrap();
-    let writing = store.dir().join(".sz000001.88888.0.tmp"); // another process, mid-write
-    std::fs::write(&writing, b"{").unwrap();
-    let slots = store.load(&[q.key().unwrap()]).await.unwrap();
-    assert_eq!(slots, vec![Stored::Found(q)]);
+    db.get_realtime_data_batch(&keys[..2]).await;
+    assert_eq!(db.cache_stats().corrupt_entries, 2);
+    db.flush().await.unwrap();
+    let slots = reader.load(&symbols(&keys)).await.unwrap();
+    let repaired = found(&slots);
+    assert!(written_by_mock(repaired[0], &[0]) && written_by_mock(repaired[1], &[0]));
+    assert_eq!(repaired[2], &quotes[2]);
+}
+
+#[tokio::test]
+async fn an_interrupted_append_loses_nothing_already_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let q1 = store_suite::sample("sh600000", 9.05, 1_796_011_200_000);
+    store.save(std::slice::from_ref(&q1)).await.unwrap();
+    // What a crash mid-append leaves: the start of a line, no newline; and a temporary file
+    // of an interrupted compaction.
+    let mut log = std::fs::File::options()
+        .append(true)
+        .open(store.log_path())
+        .unwrap();
+    log.write_all(b"1234abcd sz000001 {\"format\":\"quantdb.quote\",\"vers")
+        .unwrap();
+    drop(log);
+    std::fs::write(store.dir().join(".quotes.99999.0.tmp"), b"half").unwrap();
+
+    let reader = FileStore::open(dir.path()).unwrap();
+    let (a, b) = (q1.key().unwrap(), Symbol::from_key("sz000001").unwrap());
     assert_eq!(
-        store.entry_count(),
-        Some(1),
-        "temporary files are not entries"
+        reader.load(&[a, b]).await.unwrap(),
+        vec![Stored::Found(q1.clone()), Stored::Missing]
     );
-    store.clear().await.unwrap();
-    assert!(!temp.exists(), "clear removes leftovers of a crash");
-    assert!(writing.exists(), "and leaves another writer's file alone");
+    assert_eq!(reader.entry_count(), Some(1));
+
+    // The next writer cuts the torn line off and appends whole records.
+    let q2 = store_suite::sample("sz000001", 11.5, 1_796_011_201_000);
+    reader.save(std::slice::from_ref(&q2)).await.unwrap();
+    let fresh = FileStore::open(dir.path()).unwrap();
+    assert_eq!(
+        fresh.load(&[a, b]).await.unwrap(),
+        vec![Stored::Found(q1), Stored::Found(q2)]
+    );
+    assert_eq!(fresh.entry_count(), Some(2));
+    assert_eq!(dir_names(&fresh), ["quotes.lock", "quotes.log"]);
+}
+
+fn cli(mock: &MockUpstream, dir: &std::path::Path, keys: &[String]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
+    cmd.arg("--cache-dir")
+        .arg(dir)
+        .args(["--providers", "sina", "quote", "--json", "--force-refresh"])
+        .args(keys)
+        .env("QUANTDB_SINA_URL", mock.base_url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_sharing_a_cache_dir_do_not_corrupt_it() {
+async fn processes_killed_mid_write_leave_a_readable_cache() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let symbols = listed_symbols(300);
-    let run = |round: usize| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
-        cmd.arg("--cache-dir")
-            .arg(dir.path())
-            .arg("quote")
-            .arg("--json")
-            .arg("--force-refresh")
-            .args(&symbols);
-        for var in [
-            "QUANTDB_SINA_URL",
-            "QUANTDB_TENCENT_URL",
-            "QUANTDB_EASTMONEY_URL",
-        ] {
-            cmd.env(var, mock.base_url());
+    let keys = MockUpstream::listed_keys();
+    let mut ticks = Vec::new();
+    let mut torn_tails = 0;
+    for round in 0..8u64 {
+        mock.set_tick(round);
+        ticks.push(round);
+        let log = dir.path().join("quotes-v2/quotes.log");
+        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let before = size(&log);
+        let mut child = cli(&mock, dir.path(), &keys).spawn().unwrap();
+        // Kill it (SIGKILL) as soon as the log starts to grow: mid-append when lucky.
+        let torn = tokio::task::spawn_blocking(move || {
+            while size(&log) == before && child.try_wait().unwrap().is_none() {
+                std::hint::spin_loop();
+            }
+            let _ = child.kill();
+            child.wait().unwrap();
+            !std::fs::read(&log).unwrap_or_default().ends_with(b"\n")
+        })
+        .await
+        .unwrap();
+        torn_tails += usize::from(torn);
+        let store = FileStore::open(dir.path()).unwrap();
+        let slots = store.load(&symbols(&keys)).await.unwrap();
+        for slot in &slots {
+            match slot {
+                Stored::Found(q) => assert!(written_by_mock(q, &ticks), "{q:?}"),
+                Stored::Missing => {}
+                Stored::Corrupt(why) => panic!("a kill left a damaged entry: {why}"),
+            }
         }
-        mock.set_tick(round as u64);
-        cmd.stdout(std::process::Stdio::null()).spawn().unwrap()
-    };
-    let children: Vec<_> = (0..6).map(run).collect();
-    for mut child in children {
-        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-            .await
-            .unwrap();
-        assert!(status.success());
+    }
+    eprintln!("{torn_tails} of 8 kills left a torn last record");
+    // A writer after all that stores the whole market, readable by a new client.
+    let status = cli(&mock, dir.path(), &keys).status().unwrap();
+    assert!(status.success());
+    let store = FileStore::open(dir.path()).unwrap();
+    let slots = store.load(&symbols(&keys)).await.unwrap();
+    assert!(found(&slots)
+        .iter()
+        .all(|q| written_by_mock(q, &[*ticks.last().unwrap()])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_writing_the_whole_market_at_once_do_not_corrupt_the_cache() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = MockUpstream::listed_keys();
+    let rounds = 4u64;
+    for round in 0..rounds {
+        mock.set_tick(round);
+        let children: Vec<_> = (0..3)
+            .map(|_| cli(&mock, dir.path(), &keys).spawn().unwrap())
+            .collect();
+        for mut child in children {
+            let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+                .await
+                .unwrap();
+            assert!(status.success());
+        }
     }
     let store = FileStore::open(dir.path()).unwrap();
-    let keys: Vec<Symbol> = symbols.iter().map(|s| Symbol::parse(s).unwrap()).collect();
-    let slots = store.load(&keys).await.unwrap();
-    assert!(slots.iter().all(|s| matches!(s, Stored::Found(_))));
-    assert_eq!(store.entry_count(), Some(300));
-    let leftovers = std::fs::read_dir(store.dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-        .count();
-    assert_eq!(leftovers, 0);
-    assert_eq!(mock.requests().total, 6);
+    assert_eq!(store.entry_count(), Some(keys.len()));
+    let slots = store.load(&symbols(&keys)).await.unwrap();
+    assert!(found(&slots)
+        .iter()
+        .all(|q| written_by_mock(q, &[rounds - 1])));
+    assert_eq!(dir_names(&store), ["quotes.lock", "quotes.log"]);
+    let requests = mock.requests().total as usize;
+    assert_eq!(requests, 3 * rounds as usize * keys.len().div_ceil(800));
 }

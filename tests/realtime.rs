@@ -327,6 +327,7 @@ async fn restart_is_served_from_the_file_cache() {
             .await
             .unwrap();
         first.get_realtime_data_batch(&symbols).await;
+        first.flush().await.unwrap();
         assert_eq!(first.cache_stats().persistent_entries, Some(100));
     }
     assert_eq!(mock.requests().total, 1);
@@ -757,6 +758,7 @@ async fn cached_quotes_are_served_stale_without_requests() {
             ("600000", CacheSource::Memory)
         ]
     );
+    first.flush().await.unwrap();
     clock.advance(3600); // long stale
     let second = builder(&mock, clock, Some(dir.path()))
         .build()

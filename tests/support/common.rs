@@ -54,7 +54,7 @@ pub fn listed_symbols(n: usize) -> Vec<String> {
         .into_iter()
         .filter(|k| {
             let code: u64 = k[2..].parse().unwrap();
-            !["sh000001", "sz399001", "sh000300"].contains(&k.as_str()) && code % 97 != 0
+            !["sh000001", "sz399001", "sh000300"].contains(&k.as_str()) && !code.is_multiple_of(97)
         })
         .take(n)
         .collect()

@@ -641,7 +641,7 @@ fn build_market() -> Market {
 /// Four common characters chosen by a hash of the key; about one in 60 is `*ST` plus two.
 fn synthetic_name(key: &str) -> String {
     let seed = fnv1a(key.as_bytes());
-    let st = mix(seed ^ 0x5354) % 61 == 0;
+    let st = mix(seed ^ 0x5354).is_multiple_of(61);
     let mut name = String::from(if st { "*ST" } else { "" });
     for i in 0..if st { 2 } else { 4 } {
         let pick = mix(seed.wrapping_add(i + 1)) % NAME_CHARS.len() as u64;
