@@ -1,5 +1,7 @@
 //! Speed figures: parsing 5,000-symbol answers, 100-symbol batches from memory, from the file
-//! cache in a fresh client, and cold against the mock upstream with 50 ms latency.
+//! cache in a fresh client, and cold against the mock upstream with 50 ms latency; the whole
+//! market cold (with and without the persistent tier), warm, and from the file cache in a
+//! fresh client; a 100-symbol forced refresh.
 //! Run with `cargo bench --bench quotes`.
 //! (Native only: on wasm32 this target is empty.)
 
@@ -16,12 +18,13 @@ criterion::criterion_main!(native::benches);
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use super::mock_upstream;
+    use std::cell::RefCell;
     use std::hint::black_box;
     use std::time::Duration;
 
     use criterion::{criterion_group, BatchSize, Criterion};
     use mock_upstream::{MockConfig, MockUpstream};
-    use quantdb::{MarketPhase, Provider, QuantDb, QuantDbBuilder};
+    use quantdb::{FetchOptions, MarketPhase, Provider, QuantDb, QuantDbBuilder};
     use tokio::runtime::Runtime;
 
     fn keys(n: usize) -> Vec<String> {
@@ -118,5 +121,112 @@ mod native {
         group.finish();
     }
 
-    criterion_group!(benches, parse, batches);
+    /// The whole market (every listed symbol) through Sina in chunks of 800, against the
+    /// mock with 50 ms latency: cold with and without the persistent tier, warm in one
+    /// client, and from the file cache in a fresh client; and a 100-symbol forced refresh.
+    fn whole_market(c: &mut Criterion) {
+        let rt = Runtime::new().unwrap();
+        let mock = rt
+            .block_on(MockUpstream::start(MockConfig::default()))
+            .unwrap();
+        mock.set_latency(Duration::from_millis(50));
+        let all = MockUpstream::listed_keys();
+        let sina = |b: QuantDbBuilder| b.providers([Provider::Sina]);
+        let mut group = c.benchmark_group("whole_market");
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(4));
+
+        // Cold: a fresh client on an empty cache directory each time. The previous client's
+        // writes are flushed before the next one starts, outside the timing.
+        for (name, persistent) in [("cold", true), ("cold_memory_only", false)] {
+            let last: RefCell<Option<(QuantDb, tempfile::TempDir)>> = RefCell::new(None);
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || {
+                        if let Some((db, _dir)) = last.borrow_mut().take() {
+                            rt.block_on(db.flush()).unwrap();
+                        }
+                        let dir = tempfile::tempdir().unwrap();
+                        let db = rt
+                            .block_on(
+                                sina(client(&mock))
+                                    .persistent(persistent)
+                                    .cache_dir(dir.path())
+                                    .build(),
+                            )
+                            .unwrap();
+                        (db, dir)
+                    },
+                    |(db, dir)| {
+                        let entries = rt.block_on(db.get_realtime_data_batch(&all));
+                        *last.borrow_mut() = Some((db, dir));
+                        entries
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let warm = rt
+            .block_on(sina(client(&mock)).cache_dir(dir.path()).build())
+            .unwrap();
+        rt.block_on(warm.get_realtime_data_batch(&all));
+        rt.block_on(warm.flush()).unwrap();
+        group.bench_function("warm_one_client", |b| {
+            b.iter(|| rt.block_on(warm.get_realtime_data_batch(black_box(&all))))
+        });
+        group.bench_function("fresh_client_warm_cache", |b| {
+            b.iter_batched(
+                || {
+                    rt.block_on(sina(client(&mock)).cache_dir(dir.path()).build())
+                        .unwrap()
+                },
+                |fresh| {
+                    let entries = rt.block_on(fresh.get_realtime_data_batch(&all));
+                    assert_eq!(fresh.cache_stats().persistent_hits, all.len() as u64);
+                    entries
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        group.bench_function("fresh_client_warm_cache_with_open", |b| {
+            b.iter(|| {
+                let fresh = rt
+                    .block_on(sina(client(&mock)).cache_dir(dir.path()).build())
+                    .unwrap();
+                rt.block_on(fresh.get_realtime_data_batch(&all))
+            })
+        });
+        group.finish();
+
+        let symbols = keys(103)[3..].to_vec();
+        let mut group = c.benchmark_group("batch_100_mock_50ms_latency");
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(3));
+        group.bench_function("forced_refresh", |b| {
+            b.iter(|| {
+                rt.block_on(warm.get_realtime_data_batch_with(&symbols, FetchOptions::refresh()))
+            })
+        });
+        group.bench_function("cold_persistent", |b| {
+            b.iter_batched(
+                || {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = rt
+                        .block_on(client(&mock).cache_dir(dir.path()).build())
+                        .unwrap();
+                    (db, dir)
+                },
+                |(db, dir)| (rt.block_on(db.get_realtime_data_batch(&symbols)), db, dir),
+                BatchSize::PerIteration,
+            )
+        });
+        group.finish();
+        rt.block_on(warm.flush()).unwrap();
+    }
+
+    criterion_group!(benches, parse, batches, whole_market);
 }

@@ -1,9 +1,15 @@
 //! The persistent tier's interface. Natively a directory of files, in the browser IndexedDB.
 
+use std::borrow::Cow;
+
+use chrono::TimeZone;
+
+use crate::calendar::exchange_tz;
 use crate::error::Error;
 use crate::platform::{BoxFuture, MaybeSendSync};
-use crate::quote::Quote;
-use crate::symbol::Symbol;
+use crate::provider::Provider;
+use crate::quote::{CacheSource, MarketStatus, Quote};
+use crate::symbol::{Exchange, Symbol};
 
 /// What the persistent tier holds for one symbol.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,5 +81,154 @@ impl Record {
             Ok(r) => Stored::Found(r.quote),
             Err(e) => Stored::Corrupt(e.to_string()),
         }
+    }
+}
+
+/// The file log's record: the quote's fields in order in a JSON array, times as Unix
+/// milliseconds (read back in exchange time, `+08:00`). A third of a [`Record`]'s size and
+/// several times faster to read, which is what a fresh client reading the whole market needs.
+/// The format is versioned by the log that holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Compact<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    Exchange,
+    #[serde(borrow)] Cow<'a, str>,
+    f64,
+    f64,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    f64,
+    u64,
+    f64,
+    Option<i64>,
+    i64,
+    Provider,
+    MarketStatus,
+);
+
+impl Record {
+    /// The compact form of a quote (see [`Record::decode_compact`]).
+    pub fn encode_compact(q: &Quote) -> Result<Vec<u8>, Error> {
+        let record = Compact(
+            Cow::Borrowed(&q.symbol),
+            q.exchange,
+            Cow::Borrowed(&q.name),
+            q.current_price,
+            q.change,
+            q.change_percent,
+            q.open,
+            q.high,
+            q.low,
+            q.prev_close,
+            q.volume,
+            q.amount,
+            q.quote_time.map(|t| t.timestamp_millis()),
+            q.timestamp.timestamp_millis(),
+            q.source,
+            q.market_status,
+        );
+        serde_json::to_vec(&record)
+            .map_err(|e| Error::Storage(format!("cannot encode {}: {e}", q.symbol)))
+    }
+
+    /// Decodes a compact record stored for `symbol`; anything else is `Corrupt`.
+    pub fn decode_compact(symbol: Symbol, bytes: &[u8]) -> Stored {
+        let c: Compact = match serde_json::from_slice(bytes) {
+            Ok(c) => c,
+            Err(e) => return Stored::Corrupt(e.to_string()),
+        };
+        let tz = exchange_tz();
+        let time = |ms: i64| tz.timestamp_millis_opt(ms).single();
+        let (Some(timestamp), quote_time) = (time(c.13), c.12.map(time)) else {
+            return Stored::Corrupt(format!("fetch time {} out of range", c.13));
+        };
+        let Some(quote_time) = quote_time.map_or(Some(None), |t| t.map(Some)) else {
+            return Stored::Corrupt("quote time out of range".into());
+        };
+        let quote = Quote {
+            symbol: c.0.into_owned(),
+            exchange: c.1,
+            name: c.2.into_owned(),
+            current_price: c.3,
+            change: c.4,
+            change_percent: c.5,
+            open: c.6,
+            high: c.7,
+            low: c.8,
+            prev_close: c.9,
+            volume: c.10,
+            amount: c.11,
+            quote_time,
+            timestamp,
+            cache_hit: false,
+            cache_source: CacheSource::Network,
+            source: c.14,
+            market_status: c.15,
+        };
+        match quote.key() {
+            Some(key) if key == symbol => Stored::Found(quote),
+            _ => Stored::Corrupt(format!("holds {} not {symbol}", quote.symbol)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quote() -> Quote {
+        let tz = exchange_tz();
+        Quote {
+            symbol: "600000".into(),
+            exchange: Exchange::Shanghai,
+            name: "浦发\"银行\\".into(),
+            current_price: 9.05,
+            change: -0.06,
+            change_percent: -0.66,
+            open: None,
+            high: Some(9.15),
+            low: None,
+            prev_close: 9.11,
+            volume: u64::MAX,
+            amount: 0.1 + 0.2,
+            quote_time: None,
+            timestamp: tz.timestamp_millis_opt(1_796_011_200_123).unwrap(),
+            cache_hit: false,
+            cache_source: CacheSource::Network,
+            source: Provider::Relay,
+            market_status: MarketStatus::Suspended,
+        }
+    }
+
+    #[test]
+    fn compact_records_round_trip_and_refuse_what_is_not_one() {
+        let q = quote();
+        let key = q.key().unwrap();
+        let bytes = Record::encode_compact(&q).unwrap();
+        assert_eq!(
+            Record::decode_compact(key, &bytes),
+            Stored::Found(q.clone())
+        );
+        let other = Symbol::from_key("sz600000").unwrap();
+        assert!(matches!(
+            Record::decode_compact(other, &bytes),
+            Stored::Corrupt(_)
+        ));
+        let record = Record::encode(&q).unwrap(); // the other format
+        for bad in [&b""[..], b"[]", b"null", &record, &bytes[..bytes.len() - 1]] {
+            assert!(matches!(
+                Record::decode_compact(key, bad),
+                Stored::Corrupt(_)
+            ));
+        }
+        let far = String::from_utf8(bytes)
+            .unwrap()
+            .replace("1796011200123", "9223372036854775807");
+        assert!(matches!(
+            Record::decode_compact(key, far.as_bytes()),
+            Stored::Corrupt(_)
+        ));
     }
 }

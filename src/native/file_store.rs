@@ -5,7 +5,8 @@
 //!
 //! - `quotes.log`: a header line `quantdb-quotes 2 <id>`, then one line per record,
 //!   `<crc32> <key> <payload>`: the CRC-32 (8 hex digits) of `<key> <payload>`, the upstream
-//!   key (`sh600000`), and the [`Record`] JSON, or `-` when the entry was removed. The last
+//!   key (`sh600000`), and the record ([`Record::encode_compact`]: a JSON array), or `-`
+//!   when the entry was removed. The last
 //!   line for a key wins. JSON never holds a raw newline, so a record is exactly one line.
 //! - `quotes.lock`: taken (an OS file lock) by every writer, in this process or another, for
 //!   the time of one append, compaction or clear. Readers take no lock.
@@ -44,7 +45,7 @@ const LOG: &str = "quotes.log";
 const LOCK: &str = "quotes.lock";
 const MAGIC: &str = "quantdb-quotes 2 ";
 /// A log is compacted when it is larger than twice its live records plus this.
-const COMPACT_SLACK: u64 = 1 << 20;
+const COMPACT_SLACK: u64 = 256 << 10;
 /// Above this many records a load reads the span holding them at once, not one by one.
 const SPAN_READ_MIN: usize = 32;
 
@@ -450,7 +451,7 @@ impl FileStore {
             file.read_exact(&mut span)?;
             for (i, offset, len) in wanted {
                 let at = (offset - start) as usize;
-                out[i] = Record::decode(symbols[i], &span[at..at + len as usize]);
+                out[i] = Record::decode_compact(symbols[i], &span[at..at + len as usize]);
             }
         } else {
             let mut buf = Vec::new();
@@ -458,7 +459,7 @@ impl FileStore {
                 buf.resize(len as usize, 0);
                 file.seek(SeekFrom::Start(offset))?;
                 file.read_exact(&mut buf)?;
-                out[i] = Record::decode(symbols[i], &buf);
+                out[i] = Record::decode_compact(symbols[i], &buf);
             }
         }
         Ok(out)
@@ -483,7 +484,7 @@ impl Store for FileStore {
                 let symbol = q
                     .key()
                     .ok_or_else(|| storage(format!("quote with a bad symbol {:?}", q.symbol)))?;
-                lines.push((symbol, encode_line(symbol, &Record::encode(q)?)));
+                lines.push((symbol, encode_line(symbol, &Record::encode_compact(q)?)));
             }
             let store = self.clone();
             blocking(move || store.append(lines))
