@@ -83,6 +83,7 @@ mod native {
             .block_on(client(&mock).cache_dir(dir.path()).build())
             .unwrap();
         rt.block_on(writer.get_realtime_data_batch(&symbols));
+        rt.block_on(writer.flush()).unwrap();
         group.bench_function("file_cache_fresh_client", |b| {
             b.iter_batched(
                 || {

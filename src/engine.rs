@@ -441,7 +441,7 @@ impl QuantDb {
                     .collect();
                 flight.complete(answers, out);
                 if let Some(writer) = self.inner.writer() {
-                    writer.enqueue(&fresh);
+                    writer.enqueue(fresh);
                 }
             }
             todo.clear();

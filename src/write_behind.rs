@@ -71,7 +71,7 @@ impl WriteBehind {
     }
 
     /// Queues quotes for writing and makes sure a drain task runs. Never waits.
-    pub fn enqueue(self: &Arc<Self>, quotes: &[Quote]) {
+    pub fn enqueue(self: &Arc<Self>, quotes: Vec<Quote>) {
         if quotes.is_empty() {
             return;
         }
@@ -83,7 +83,7 @@ impl WriteBehind {
                 Some(queued) if queued.timestamp > q.timestamp => {}
                 None if st.pending.len() >= self.capacity => dropped += 1,
                 _ => {
-                    st.pending.insert(s, q.clone());
+                    st.pending.insert(s, q);
                 }
             }
         }

@@ -204,6 +204,11 @@ async fn serve_answers_then_stops_cleanly_on_sigterm() {
     assert_eq!(answer.status().as_u16(), 200);
     let status = child.wait().await.unwrap();
     assert!(status.success(), "{status:?}");
+    // The quote fetched for it reached the file cache before the relay exited.
+    let store = quantdb::native::FileStore::open(dir.path()).unwrap();
+    let key = quantdb::Symbol::from_key("sh600000").unwrap();
+    let slots = quantdb::Store::load(&store, &[key]).await.unwrap();
+    assert!(matches!(slots[0], quantdb::Stored::Found(_)), "{slots:?}");
 }
 
 #[tokio::test]
