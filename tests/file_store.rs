@@ -137,6 +137,37 @@ async fn a_foreign_log_is_a_miss_and_gets_replaced() {
 }
 
 #[tokio::test]
+async fn a_fifo_or_a_huge_file_in_place_of_the_log_is_a_miss_not_a_hang() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    for make in ["fifo", "huge"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        if make == "fifo" {
+            let made = std::process::Command::new("mkfifo")
+                .arg(store.log_path())
+                .status()
+                .unwrap();
+            assert!(made.success());
+        } else {
+            let file = std::fs::File::create(store.log_path()).unwrap();
+            file.set_len(300 << 20).unwrap(); // sparse: 300 MB that take no disk
+        }
+        let key = [Symbol::from_key("sh600000").unwrap()];
+        let slots = store.load(&key).await.unwrap();
+        assert!(matches!(slots[0], Stored::Corrupt(_)), "{make}: {slots:?}");
+        let db = builder(&mock, ManualClock::trading(), Some(dir.path()))
+            .build()
+            .await
+            .unwrap();
+        assert!(db.get_realtime_data("600000").await.is_ok());
+        db.flush().await.unwrap();
+        let slots = store.load(&key).await.unwrap();
+        assert!(matches!(slots[0], Stored::Found(_)), "{make}: replaced");
+        assert!(std::fs::metadata(store.log_path()).unwrap().len() < 1000);
+    }
+}
+
+#[tokio::test]
 async fn damaged_records_are_misses_and_the_next_fetch_repairs_them() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -193,6 +224,7 @@ async fn an_interrupted_append_loses_nothing_already_stored() {
         .unwrap();
     drop(log);
     std::fs::write(store.dir().join(".quotes.99999.0.tmp"), b"half").unwrap();
+    std::fs::write(store.dir().join(".probe.99999.1.tmp"), b"").unwrap();
 
     let reader = FileStore::open(dir.path()).unwrap();
     let (a, b) = (q1.key().unwrap(), Symbol::from_key("sz000001").unwrap());

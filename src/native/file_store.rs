@@ -46,6 +46,9 @@ const LOCK: &str = "quotes.lock";
 const MAGIC: &str = "quantdb-quotes 2 ";
 /// A log is compacted when it is larger than twice its live records plus this.
 const COMPACT_SLACK: u64 = 256 << 10;
+/// A log larger than this is not one of ours (compaction keeps a log near its live size:
+/// a few MB for every listed symbol).
+const MAX_LOG_BYTES: u64 = 128 << 20;
 /// Above this many records a load reads the span holding them at once, not one by one.
 const SPAN_READ_MIN: usize = 32;
 
@@ -166,13 +169,20 @@ impl FileStore {
             .write(true)
             .open(shared.dir.join(LOCK))?;
         lock_file.lock()?;
-        // Temporary files are only written under the lock: any left now was left by a crash.
-        remove_temp_files(&shared.dir, "quotes");
+        // Temporary files of the log are only written under the lock: any left now was left
+        // by a crash. (A probe of `open` is gone a moment after it is made; removing one
+        // early does no harm.)
+        remove_temp_files(&shared.dir);
         let mut index = lock(&shared.index);
         let path = shared.dir.join(LOG);
         let len = match open_and_sync(&path, &mut index)? {
             Some(file) if index.foreign.is_none() => file.metadata()?.len(),
+            None if index.foreign.is_none() => {
+                replace_log(&shared.dir, &mut index, &[])?;
+                index.scanned
+            }
             _ => {
+                tracing::warn!("replacing {}", index.foreign.as_deref().unwrap_or_default());
                 replace_log(&shared.dir, &mut index, &[])?;
                 index.scanned
             }
@@ -219,14 +229,31 @@ impl FileStore {
 /// Opens the log (if there is one) and reads what was appended since the index last looked,
 /// or all of it when the file was replaced. Returns the open file.
 fn open_and_sync(path: &Path, index: &mut Index) -> std::io::Result<Option<File>> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
+    let foreign = |index: &mut Index, why: &str| {
+        *index = Index {
+            foreign: Some(format!("{}: {why}", path.display())),
+            ..Index::default()
+        };
+    };
+    // Only a regular file of a sane size is read: opening a FIFO would block, and a huge
+    // file would be read whole.
+    match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == ErrorKind::NotFound => {
             *index = Index::default();
             return Ok(None);
         }
         Err(e) => return Err(e),
-    };
+        Ok(m) if !m.is_file() => {
+            foreign(index, "not a regular file");
+            return Ok(None);
+        }
+        Ok(m) if m.len() > MAX_LOG_BYTES => {
+            foreign(index, "too large for a quote log");
+            return Ok(None);
+        }
+        Ok(_) => {}
+    }
+    let mut file = File::open(path)?;
     let mut head = [0u8; 64];
     let n = read_up_to(&mut file, &mut head)?;
     let header = match head[..n].iter().position(|&b| b == b'\n') {
@@ -237,10 +264,7 @@ fn open_and_sync(path: &Path, index: &mut Index) -> std::io::Result<Option<File>
         None => None,
     };
     let Some((id, body_start)) = header else {
-        *index = Index {
-            foreign: Some(format!("{} is not a quantdb quote log", path.display())),
-            ..Index::default()
-        };
+        foreign(index, "not a quantdb quote log");
         return Ok(Some(file));
     };
     if index.file_id.as_deref() != Some(id.as_str()) {
@@ -345,12 +369,11 @@ fn temp_path(dir: &Path, what: &str) -> PathBuf {
     dir.join(format!(".{what}.{}.{seq}.tmp", std::process::id()))
 }
 
-fn remove_temp_files(dir: &Path, what: &str) {
-    let prefix = format!(".{what}.");
+fn remove_temp_files(dir: &Path) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+        if name.starts_with('.') && name.ends_with(".tmp") {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -425,12 +448,13 @@ async fn blocking<T: Send + 'static>(
 impl FileStore {
     fn load_blocking(&self, symbols: &[Symbol]) -> std::io::Result<Vec<Stored>> {
         let mut index = lock(&self.shared.index);
-        let Some(mut file) = open_and_sync(&self.log_path(), &mut index)? else {
-            return Ok(vec![Stored::Missing; symbols.len()]);
-        };
+        let file = open_and_sync(&self.log_path(), &mut index)?;
         if let Some(why) = &index.foreign {
             return Ok(vec![Stored::Corrupt(why.clone()); symbols.len()]);
         }
+        let Some(mut file) = file else {
+            return Ok(vec![Stored::Missing; symbols.len()]);
+        };
         let mut out = vec![Stored::Missing; symbols.len()];
         let mut wanted: Vec<(usize, u64, u32)> = Vec::new();
         for (i, s) in symbols.iter().enumerate() {
