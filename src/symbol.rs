@@ -167,6 +167,17 @@ impl Symbol {
         std::str::from_utf8(&self.code).unwrap_or("000000")
     }
 
+    /// A Shanghai index (`sh000xxx`): Sina gives its volume in lots.
+    pub fn is_shanghai_index(&self) -> bool {
+        self.exchange == Exchange::Shanghai && self.code.starts_with(b"000")
+    }
+
+    /// A STAR board stock (`688xxx`, `689xxx`): Tencent gives its volume in shares.
+    pub fn is_star(&self) -> bool {
+        self.exchange == Exchange::Shanghai
+            && (self.code.starts_with(b"688") || self.code.starts_with(b"689"))
+    }
+
     /// The upstream key, e.g. `sh600000`.
     pub fn key(&self) -> String {
         format!("{}{}", self.exchange.prefix(), self.code())

@@ -39,6 +39,11 @@ fn assert_matches_market(mock: &MockUpstream, q: &Quote) {
     assert_eq!(q.prev_close, m.prev_close, "{key}");
     assert_eq!(q.volume, m.volume, "{key}");
     assert_eq!(q.amount, m.amount, "{key}");
+    if m.suspended {
+        assert_eq!(q.market_status, MarketStatus::Suspended, "{key}");
+        assert_eq!((q.open, q.high, q.low), (None, None, None), "{key}");
+        return;
+    }
     assert_eq!(q.high, Some(m.high), "{key}");
     assert_eq!(q.low, Some(m.low), "{key}");
     assert_eq!(q.open, Some(m.open), "{key}");
@@ -544,10 +549,11 @@ async fn slow_upstreams_time_out() {
 
 #[tokio::test]
 async fn units_agree_whichever_provider_answers() {
+    // The whole market, every board: Sina's Shanghai index volumes are in lots, Tencent's
+    // STAR board volumes in shares, and both must come out in shares.
     let mock = mock().await;
-    let symbols = [
-        "600000", "000001", "300750", "bj430017", "sh000001", "688001",
-    ];
+    let symbols = MockUpstream::listed_keys();
+    assert!(symbols.iter().any(|k| k.starts_with("sh688")) && symbols.contains(&"sh000001".into()));
     let mut seen = Vec::new();
     for p in Provider::ALL {
         let db = builder(&mock, ManualClock::trading(), None)
@@ -557,9 +563,20 @@ async fn units_agree_whichever_provider_answers() {
             .unwrap();
         let entries = db.get_realtime_data_batch(&symbols).await;
         let qs: Vec<Quote> = quotes(&entries).into_iter().cloned().collect();
+        assert_eq!(qs.len(), symbols.len());
         for q in &qs {
             assert_eq!(q.source, p);
             assert_matches_market(&mock, q);
+            // A stock that traded: its average price lies between its low and its high.
+            let key = q.key().unwrap().key();
+            if q.volume > 0 && !mock.market_quote(&key).unwrap().is_index {
+                let average = q.amount / q.volume as f64;
+                let (low, high) = (q.low.unwrap(), q.high.unwrap());
+                assert!(
+                    average >= low * 0.995 && average <= high * 1.005,
+                    "{p} {key}: average {average} outside {low}..{high}"
+                );
+            }
         }
         seen.push(qs);
     }

@@ -20,8 +20,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
     records(body, b"var hq_str_", record)
 }
 
-/// Fields read: 0 name, 1 open, 2 previous close, 3 price, 4 high, 5 low, 8 volume (shares),
-/// 9 amount (yuan), 30 date, 31 time. Extra trailing fields are ignored.
+/// Fields read: 0 name, 1 open, 2 previous close, 3 price, 4 high, 5 low, 8 volume (shares;
+/// lots for a Shanghai index, `sh000xxx`, while Shenzhen indices are in shares), 9 amount
+/// (yuan), 30 date, 31 time. Extra trailing fields are ignored.
 const FIELDS: usize = 32;
 
 /// One record; `None` for an unknown code (empty value) or a record too short to read.
@@ -44,8 +45,14 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
         digits_at(t, 3..5),
         digits_at(t, 6..8),
     ]);
+    let symbol = Symbol::from_key(key)?;
+    let volume_unit = if symbol.is_shanghai_index() {
+        100.0
+    } else {
+        1.0
+    };
     Some(RawQuote {
-        symbol: Some(Symbol::from_key(key)?),
+        symbol: Some(symbol),
         // Only the name is text: decode just that field.
         name: decode_gbk(f[0]),
         open: num_bytes(f[1]),
@@ -53,7 +60,7 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
         price: num_bytes(f[3]),
         high: num_bytes(f[4]),
         low: num_bytes(f[5]),
-        volume: num_bytes(f[8]).map(|v| v.max(0.0) as u64),
+        volume: num_bytes(f[8]).map(|v| (v.max(0.0) * volume_unit).round() as u64),
         amount: num_bytes(f[9]),
         time,
     })
@@ -67,6 +74,20 @@ mod tests {
 
     fn gbk(s: &str) -> Vec<u8> {
         encoding_rs::GBK.encode(s).0.into_owned()
+    }
+
+    #[test]
+    fn shanghai_index_volume_is_in_lots_shenzhen_in_shares() {
+        let line = |key: &str| {
+            format!(
+                "var hq_str_{key}=\"指数,3201.1234,3190.0000,3210.5678,3215.0000,3188.0000,0,0,\
+                 3950805,512345678901,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2026-08-21,15:00:01,00\";\n"
+            )
+        };
+        let body = gbk(&(line("sh000001") + &line("sz399001")));
+        let quotes = parse(&body).unwrap();
+        assert_eq!(quotes[0].volume, Some(395_080_500));
+        assert_eq!(quotes[1].volume, Some(3_950_805));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Tencent `qt.gtimg.cn`: `v_sh600000="1~name~600000~price~prev_close~open~volume(lots)~...";`
-//! in GBK. Volumes are in lots of 100 shares, field 37 is in 10,000 yuan.
+//! in GBK. Volumes are in lots of 100 shares, except on the STAR board (688xxx, 689xxx)
+//! where fields 6 and 36 are in shares; field 37 is in 10,000 yuan.
 
 use super::{date_time, digits_at, joined_keys, num, records};
 use crate::platform::decode_gbk;
@@ -27,10 +28,11 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
     if f.len() < 35 {
         return None;
     }
-    let lots = |i: usize| {
+    let volume_unit = if symbol.is_star() { 1.0 } else { 100.0 };
+    let volume = |i: usize| {
         f.get(i)
             .and_then(|v| num(v))
-            .map(|v| (v.max(0.0) * 100.0).round() as u64)
+            .map(|v| (v.max(0.0) * volume_unit).round() as u64)
     };
     // Field 35 is `price/volume/amount` with the amount in yuan; field 37 is in 10,000 yuan.
     let amount = f
@@ -44,7 +46,7 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
         price: num(f[3]),
         prev_close: num(f[4]),
         open: num(f[5]),
-        volume: lots(6).or_else(|| lots(36)),
+        volume: volume(6).or_else(|| volume(36)),
         high: num(f[33]),
         low: num(f[34]),
         amount,
@@ -63,6 +65,15 @@ mod tests {
 
     fn gbk(s: &str) -> Vec<u8> {
         encoding_rs::GBK.encode(s).0.into_owned()
+    }
+
+    #[test]
+    fn star_board_volume_is_in_shares() {
+        let star = SAMPLE
+            .replace("sh600000", "sh688001")
+            .replace("~600000~", "~688001~");
+        let q = &parse(&gbk(&star)).unwrap()[0];
+        assert_eq!(q.volume, Some(544_687));
     }
 
     #[test]

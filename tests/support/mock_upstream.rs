@@ -923,7 +923,12 @@ fn sina_line(out: &mut String, sec: &Security, s: &Snap, date: &str, time: &str)
         p(s.low),
         p(s.bids[0].0),
         p(s.asks[0].0),
-        s.volume,
+        // Sina gives a Shanghai index's volume in lots.
+        if sec.is_index && sec.exchange == Exchange::Sh {
+            s.volume / 100
+        } else {
+            s.volume
+        },
         s.amount,
     );
     for (price, lots) in s.bids.iter().chain(s.asks.iter()) {
@@ -959,6 +964,12 @@ fn tencent_body(codes: &[String], tick: u64, now: &DateTime<FixedOffset>) -> Str
 fn tencent_fields(sec: &Security, s: &Snap, stamp: &str) -> Vec<String> {
     let traded = !sec.suspended;
     let lots = s.lots();
+    // Tencent gives a STAR board stock's volume (fields 6, 35 and 36) in shares.
+    let volume = if sec.code.starts_with("688") || sec.code.starts_with("689") {
+        s.volume
+    } else {
+        lots
+    };
     let outer = (lots as f64 * (0.3 + 0.4 * unit(mix(sec.seed ^ lots)))) as u64;
     let amount = s.amount;
     let mut f: Vec<String> = Vec::with_capacity(54);
@@ -968,7 +979,7 @@ fn tencent_fields(sec: &Security, s: &Snap, stamp: &str) -> Vec<String> {
     f.push(c2(s.price)); // 3
     f.push(c2(s.prev)); // 4
     f.push(c2(s.open)); // 5
-    f.push(lots.to_string()); // 6
+    f.push(volume.to_string()); // 6
     f.push(outer.to_string()); // 7
     f.push((lots - outer).to_string()); // 8
     for (price, book_lots) in s.bids.iter().chain(s.asks.iter()) {
@@ -981,8 +992,8 @@ fn tencent_fields(sec: &Security, s: &Snap, stamp: &str) -> Vec<String> {
     f.push(format!("{:.2}", s.change_pct())); // 32
     f.push(c2(s.high)); // 33
     f.push(c2(s.low)); // 34
-    f.push(format!("{}/{}/{}", c2(s.price), lots, amount)); // 35
-    f.push(lots.to_string()); // 36
+    f.push(format!("{}/{}/{}", c2(s.price), volume, amount)); // 35
+    f.push(volume.to_string()); // 36
     f.push(format!("{}.{:04}", amount / 10_000, amount % 10_000)); // 37
     f.push(format!(
         "{:.2}",
