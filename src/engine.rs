@@ -551,16 +551,18 @@ impl QuantDb {
             .map(|u| u.provider.name())
             .collect::<Vec<_>>()
             .join(", ");
+        // Not found only when every provider answered without it; when one of them failed,
+        // that one might have known it.
         for s in pending {
             let err = match errors.remove(&s) {
-                Some(mut attempts) if !answered_without.contains(&s) => match attempts.len() {
-                    1 => attempts.remove(0),
-                    _ => Error::Unavailable { attempts },
-                },
-                _ => Error::NotFound {
+                None => Error::NotFound {
                     symbol: s.to_string(),
                     providers: tried.clone(),
                 },
+                Some(mut attempts) if attempts.len() == 1 && !answered_without.contains(&s) => {
+                    attempts.remove(0)
+                }
+                Some(attempts) => Error::Unavailable { attempts },
             };
             out.insert(s, Err(err));
         }

@@ -135,7 +135,7 @@ pub struct RawQuote {
     pub open: Option<f64>,
     pub high: Option<f64>,
     pub low: Option<f64>,
-    pub volume: Option<u64>,
+    pub volume: Option<f64>,
     pub amount: Option<f64>,
     /// Exchange-local time of the quote.
     pub time: Option<NaiveDateTime>,
@@ -151,7 +151,44 @@ fn round_to(x: f64, decimals: i32) -> f64 {
     }
 }
 
+/// The largest price accepted (yuan, or index points): far above any listing's.
+const MAX_PRICE: f64 = 10_000_000.0;
+/// The largest move accepted from the previous close, in percent (a first trading day can
+/// multiply a price many times, never by a thousand).
+const MAX_CHANGE_PERCENT: f64 = 100_000.0;
+
 impl RawQuote {
+    /// Refuses a record whose numbers cannot be right: not finite, negative, absurdly large,
+    /// or a move no listing makes. A refused record is that symbol's parse error.
+    pub fn check(&self) -> Result<(), String> {
+        let prices = [
+            ("price", self.price),
+            ("previous close", self.prev_close),
+            ("open", self.open),
+            ("high", self.high),
+            ("low", self.low),
+        ];
+        for (name, value) in prices {
+            if let Some(v) = value.filter(|v| !(0.0..=MAX_PRICE).contains(v)) {
+                return Err(format!("{name} {v} is not a price"));
+            }
+        }
+        for (name, value) in [("volume", self.volume), ("amount", self.amount)] {
+            if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0 && *v < 1e18)) {
+                return Err(format!("{name} {v} is out of range"));
+            }
+        }
+        if let (Some(price), Some(prev)) = (self.price, self.prev_close) {
+            if price > 0.0 && prev > 0.0 {
+                let percent = (price - prev) / prev * 100.0;
+                if percent.abs() > MAX_CHANGE_PERCENT {
+                    return Err(format!("a move from {prev} to {price} is not plausible"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Maps a parsed record to a [`Quote`], the same way for every upstream. Returns `None`
     /// when the record cannot make a quote (no symbol, no previous close).
     pub fn into_quote(
@@ -163,7 +200,7 @@ impl RawQuote {
         let symbol = self.symbol?;
         let positive = |v: Option<f64>| v.filter(|x| x.is_finite() && *x > 0.0);
         let prev_close = positive(self.prev_close)?;
-        let volume = self.volume.unwrap_or(0);
+        let volume = self.volume.map_or(0, |v| v.round() as u64);
         let price = positive(self.price);
         let tz = exchange_tz();
         let mut quote = Quote {
@@ -230,7 +267,7 @@ mod tests {
             open: Some(9.09),
             high: Some(9.15),
             low: Some(9.03),
-            volume: Some(volume),
+            volume: Some(volume as f64),
             amount: Some(465159863.0),
             time: NaiveDate::from_ymd_opt(2026, 8, 21)
                 .unwrap()

@@ -826,3 +826,24 @@ async fn a_cancelled_fetcher_does_not_strand_its_waiters() {
     assert_eq!(q.name, "浦发银行");
     assert_eq!(mock.requests().total, 2);
 }
+
+#[tokio::test]
+async fn not_found_needs_every_provider_to_answer_without_the_symbol() {
+    let mock = mock().await;
+    let db = builder(&mock, ManualClock::trading(), None)
+        .build()
+        .await
+        .unwrap();
+    // Sina and Eastmoney answer without sh603999, Tencent fails: it might have known it.
+    mock.set_down("tencent", true);
+    for round in 1..=2 {
+        let err = db.get_realtime_data("sh603999").await.unwrap_err();
+        assert_eq!(err.code(), "upstream_unavailable", "{err}");
+        assert_eq!(mock.requests().total, 3 * round, "not remembered");
+    }
+    mock.set_down("tencent", false);
+    let err = db.get_realtime_data("sh603999").await.unwrap_err();
+    assert_eq!(err.code(), "not_found", "{err}");
+    db.get_realtime_data("sh603999").await.unwrap_err();
+    assert_eq!(mock.requests().total, 9, "remembered for the TTL");
+}

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::num;
+use super::{num, Parsed};
 use crate::calendar::exchange_tz;
 use crate::quote::RawQuote;
 use crate::symbol::{Exchange, Symbol};
@@ -29,7 +29,7 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
     }
 }
 
-pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
+pub fn parse(body: &[u8]) -> Result<Vec<Parsed>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
     // JSONP (`cb=name`) wraps the object as `name({...});`.
     let json = match (text.find('{'), text.rfind('}')) {
@@ -50,14 +50,22 @@ pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
         Some(Value::Object(items)) => items.values().collect(), // `{"0": {...}, "1": {...}}`
         _ => Vec::new(),
     };
-    Ok(items.into_iter().filter_map(record).collect())
+    Ok(items
+        .into_iter()
+        .filter_map(|item| {
+            let r = record(item)?;
+            Some((r.symbol?, Ok(r)))
+        })
+        .collect())
 }
 
+/// A number, `None` when missing (absent, null, `"-"`), NaN when not a number.
 fn field(item: &Value, name: &str) -> Option<f64> {
     match item.get(name)? {
-        Value::Number(n) => n.as_f64().filter(|x| x.is_finite()),
+        Value::Number(n) => Some(n.as_f64().unwrap_or(f64::NAN)),
         Value::String(s) => num(s),
-        _ => None,
+        Value::Null => None,
+        _ => Some(f64::NAN),
     }
 }
 
@@ -93,7 +101,7 @@ fn record(item: &Value) -> Option<RawQuote> {
         open: field(item, "f17"),
         high: field(item, "f15"),
         low: field(item, "f16"),
-        volume: field(item, "f5").map(|lots| (lots.max(0.0) * 100.0).round() as u64),
+        volume: field(item, "f5").map(|lots| lots * 100.0),
         amount: field(item, "f6"),
         time,
     })
@@ -102,6 +110,11 @@ fn record(item: &Value) -> Option<RawQuote> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The well-formed records only.
+    fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
+        super::super::well_formed(super::parse(body))
+    }
 
     const SAMPLE: &str = r#"{"rc":0,"rt":11,"svr":181735,"lt":1,"full":1,"dlmkts":"","data":{"total":2,"diff":[
         {"f2":9.05,"f3":-0.66,"f4":-0.06,"f5":512703,"f6":465159863.0,"f12":"600000","f13":1,"f14":"浦发银行","f15":9.15,"f16":9.03,"f17":9.09,"f18":9.11,"f124":1787297698},
@@ -114,7 +127,7 @@ mod tests {
         let q = &quotes[0];
         assert_eq!(q.symbol.unwrap().key(), "sh600000");
         assert_eq!(q.price, Some(9.05));
-        assert_eq!(q.volume, Some(51_270_300));
+        assert_eq!(q.volume, Some(51_270_300.0));
         assert_eq!(q.amount, Some(465159863.0));
         assert_eq!(q.time.unwrap().to_string(), "2026-08-21 15:34:58");
         let s = &quotes[1];

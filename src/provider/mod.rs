@@ -21,6 +21,9 @@ use crate::transport::HttpRequest;
 /// What one upstream answer carries: a quote or an error for each symbol in it.
 pub type Answers = Vec<(Symbol, Result<Quote, Error>)>;
 
+/// What a parser read for one symbol: its fields, or why its record is malformed.
+pub(crate) type Parsed = (Symbol, Result<RawQuote, String>);
+
 /// A quote upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,11 +112,18 @@ impl Provider {
             Provider::Relay => return relay::parse(body).map_err(parse_error),
         }
         .map_err(parse_error)?;
+        // A malformed record is that symbol's parse error (the next provider is asked for
+        // it); a record with no previous close (a delisted listing) is no quote: not found.
         Ok(raw
             .into_iter()
-            .filter_map(|r| {
-                let q = r.into_quote(self, fetched_at, phase)?;
-                Some((q.key()?, Ok(q)))
+            .filter_map(|(symbol, raw)| {
+                let quote = raw
+                    .and_then(|r| r.check().map(|()| r))
+                    .map(|r| r.into_quote(self, fetched_at, phase));
+                match quote {
+                    Ok(q) => Some((symbol, Ok(q?))),
+                    Err(why) => Some((symbol, Err(parse_error(format!("{symbol}: {why}"))))),
+                }
             })
             .collect())
     }
@@ -150,8 +160,13 @@ fn joined_keys(symbols: &[Symbol]) -> String {
 }
 
 /// A number, or `None` for empty, `-` and anything non-numeric or non-finite.
+/// A number field: `None` when missing (empty, or Eastmoney's `-`), NaN when it is there but
+/// not a number (so the record's check refuses it rather than taking it as missing).
 fn num(field: &str) -> Option<f64> {
-    field.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+    match field.trim() {
+        "" | "-" => None,
+        text => Some(text.parse::<f64>().unwrap_or(f64::NAN)),
+    }
 }
 
 /// [`num`] on raw bytes (numeric fields are ASCII even in a GBK body).
@@ -175,34 +190,59 @@ fn date_time(parts: [Option<u32>; 6]) -> Option<chrono::NaiveDateTime> {
 
 /// The `PREFIXkey="value"` statements of a Sina or Tencent body, in order, undecoded.
 /// Splitting GBK bytes on `;`, `=` and `"` is safe: no GBK trail byte takes those values.
-fn assignments<'a>(
-    body: &'a [u8],
-    prefix: &'a [u8],
-) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
-    split_bytes(body, b';').filter_map(move |stmt| {
-        let rest = stmt.trim_ascii_start().strip_prefix(prefix)?;
-        let eq = memchr::memchr(b'=', rest)?;
-        let key = std::str::from_utf8(&rest[..eq]).ok()?.trim();
-        let value = rest[eq + 1..].trim_ascii_start().strip_prefix(b"\"")?;
-        let end = memchr::memchr(b'"', value)?;
-        Some((key, &value[..end]))
-    })
+/// The `<prefix><key>="<value>"` statements of a body separated by `;`. A statement that is
+/// not one (a body cut short, or not this upstream's format) is an error: a body that is not
+/// whole must not make its missing symbols look unknown.
+fn assignments<'a>(body: &'a [u8], prefix: &'a [u8]) -> Result<Vec<(&'a str, &'a [u8])>, String> {
+    let mut out = Vec::new();
+    for stmt in split_bytes(body, b';') {
+        let stmt = stmt.trim_ascii();
+        if stmt.is_empty() {
+            continue;
+        }
+        let assignment = (|| {
+            let rest = stmt.strip_prefix(prefix)?;
+            let eq = memchr::memchr(b'=', rest)?;
+            let key = std::str::from_utf8(&rest[..eq]).ok()?.trim();
+            let value = rest[eq + 1..].trim_ascii_start().strip_prefix(b"\"")?;
+            let end = memchr::memchr(b'"', value)?;
+            value[end + 1..]
+                .trim_ascii()
+                .is_empty()
+                .then(|| (key, &value[..end]))
+        })();
+        match assignment {
+            Some(a) => out.push(a),
+            None => {
+                let shown = String::from_utf8_lossy(&stmt[..stmt.len().min(40)]).into_owned();
+                return Err(format!("malformed or cut statement {shown:?}"));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Every `PREFIXkey="value"` statement of a body read by `record`; records it cannot read are
 /// left out, and a body with no such statement at all is not this upstream's answer.
+/// The records of a GBK text answer. `record` reads one value: `Ok(None)` for an unknown
+/// code (an empty value), an error for a malformed record.
 fn records(
     body: &[u8],
     prefix: &[u8],
-    record: fn(&str, &[u8]) -> Option<RawQuote>,
-) -> Result<Vec<RawQuote>, String> {
-    let mut seen = false;
+    record: fn(Symbol, &[u8]) -> Result<Option<RawQuote>, String>,
+) -> Result<Vec<Parsed>, String> {
+    let statements = assignments(body, prefix)?;
     let mut quotes = Vec::new();
-    for (key, value) in assignments(body, prefix) {
-        seen = true;
-        quotes.extend(record(key, value));
+    for (key, value) in &statements {
+        // Other keys (`pv_none_match`, another market's codes) are not records of ours.
+        let Some(symbol) = Symbol::from_key(key) else {
+            continue;
+        };
+        if let Some(parsed) = record(symbol, value).transpose() {
+            quotes.push((symbol, parsed));
+        }
     }
-    if !seen {
+    if statements.is_empty() {
         let prefix = String::from_utf8_lossy(prefix);
         return Err(format!(
             "no {prefix} records in a {}-byte answer",
@@ -224,25 +264,81 @@ fn split_bytes(bytes: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
         })
 }
 
+/// The well-formed records of a parser's answer (for the parsers' tests).
+#[cfg(test)]
+fn well_formed(parsed: Result<Vec<Parsed>, String>) -> Result<Vec<RawQuote>, String> {
+    parsed.map(|records| records.into_iter().filter_map(|(_, r)| r.ok()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn numbers_reject_missing_markers() {
+    fn numbers_tell_missing_from_malformed() {
         assert_eq!(num("9.05"), Some(9.05));
         assert_eq!(num(" 1 "), Some(1.0));
         assert_eq!(num("-"), None);
         assert_eq!(num(""), None);
-        assert_eq!(num("NaN"), None);
-        assert_eq!(num("inf"), None);
+        for bad in ["NaN", "inf", "9.0x", "--"] {
+            assert!(num(bad).is_some_and(|x| !x.is_finite()), "{bad}");
+        }
+    }
+
+    /// What each provider makes of a record with a bad number in it, or of a body cut short.
+    #[test]
+    fn malformed_records_are_parse_errors_and_cut_bodies_fail_whole() {
+        let now = Utc::now();
+        let sina = |price: &str| {
+            format!(
+                "var hq_str_sh600000=\"浦发银行,9.090,9.110,{price},9.150,9.030,9.040,9.050,51270289,\
+                 465159863.000,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2026-08-21,15:34:58,00\";\n\
+                 var hq_str_sz000001=\"平安银行,1\";\n"
+            )
+        };
+        let gbk = |s: &str| encoding_rs::GBK.encode(s).0.into_owned();
+        for (price, ok) in [
+            ("9.050", true),
+            ("inf", false),
+            ("nan", false),
+            ("1e308", false),
+        ] {
+            let answers = Provider::Sina
+                .answers(&gbk(&sina(price)), now, MarketPhase::Trading)
+                .unwrap();
+            assert_eq!(answers.len(), 2, "{price}");
+            assert_eq!(answers[0].1.is_ok(), ok, "{price}: {:?}", answers[0].1);
+            // The short record is that symbol's parse error, never "not found".
+            assert_eq!(answers[1].1.as_ref().unwrap_err().code(), "parse_error");
+        }
+        let whole = gbk(&sina("9.050"));
+        for cut in [whole.len() - 10, whole.len() / 2, 20] {
+            let err = Provider::Sina.answers(&whole[..cut], now, MarketPhase::Trading);
+            assert_eq!(err.unwrap_err().code(), "parse_error", "cut at {cut}");
+        }
+        // A previous close of 1e-300 makes a move no listing makes.
+        let absurd = r#"{"rc":0,"data":{"diff":[{"f2":9.0,"f5":1,"f6":9.0,"f12":"600000","f13":1,
+            "f14":"x","f15":9.0,"f16":9.0,"f17":9.0,"f18":1e-300}]}}"#;
+        let answers = Provider::Eastmoney
+            .answers(absurd.as_bytes(), now, MarketPhase::Trading)
+            .unwrap();
+        assert_eq!(answers[0].1.as_ref().unwrap_err().code(), "parse_error");
     }
 
     #[test]
     fn statements_are_found_whatever_the_separators() {
-        let text = b"var hq_str_sh600000=\"a,b\";\nvar hq_str_sz000001=\"\";var hq_str_bad";
-        let got: Vec<_> = assignments(text, b"var hq_str_").collect();
+        let text = b"var hq_str_sh600000=\"a,b\";\nvar hq_str_sz000001=\"\";  \n";
+        let got = assignments(text, b"var hq_str_").unwrap();
         assert_eq!(got, vec![("sh600000", &b"a,b"[..]), ("sz000001", &b""[..])]);
+        // Cut inside a record, inside a key, or something else entirely: not a whole answer.
+        for cut in [
+            &b"var hq_str_sh600000=\"a,b\";\nvar hq_str_sz000001=\"a,"[..],
+            b"var hq_str_sh600000=\"a,b\";\nvar hq_st",
+            b"var hq_str_sh600000=\"a,b\"junk;",
+            b"<html>",
+        ] {
+            assert!(assignments(cut, b"var hq_str_").is_err());
+        }
     }
 
     #[test]

@@ -15,18 +15,40 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
 }
 
 /// The relay's quotes keep their own fetch time, so TTLs count from when the relay asked the
-/// upstream; its per-symbol errors keep their codes.
+/// upstream; its per-symbol errors keep their codes. An entry that is not a quote or an error
+/// is that symbol's parse error: one bad entry never spoils the others.
 pub fn parse(body: &[u8]) -> Result<Answers, String> {
-    let entries: Vec<BatchEntry> =
+    let entries: Vec<serde_json::Value> =
         serde_json::from_slice(body).map_err(|e| format!("not a relay answer: {e}"))?;
     Ok(entries
         .into_iter()
-        .filter_map(|entry| match entry {
-            BatchEntry::Quote(q) => Some((q.key()?, Ok(q.served_from(CacheSource::Network)))),
-            BatchEntry::Error(e) => Some((
-                Symbol::parse(&e.symbol).ok()?,
-                Err(Error::relayed(&e.code, e.error)),
-            )),
+        .filter_map(|value| {
+            let symbol = || {
+                let s = value.get("symbol")?.as_str()?;
+                let exchange = value.get("exchange").and_then(|e| e.as_str());
+                Symbol::parse(&format!(
+                    "{s}{}",
+                    exchange.map_or(String::new(), |e| format!(".{e}"))
+                ))
+                .or_else(|_| Symbol::parse(s))
+                .ok()
+            };
+            match serde_json::from_value::<BatchEntry>(value.clone()) {
+                Ok(BatchEntry::Quote(q)) => {
+                    Some((q.key()?, Ok(q.served_from(CacheSource::Network))))
+                }
+                Ok(BatchEntry::Error(e)) => Some((
+                    Symbol::parse(&e.symbol).ok()?,
+                    Err(Error::relayed(&e.code, e.error)),
+                )),
+                Err(e) => Some((
+                    symbol()?,
+                    Err(Error::Parse {
+                        provider: "relay".into(),
+                        message: format!("unreadable entry: {e}"),
+                    }),
+                )),
+            }
         })
         .collect())
 }
@@ -34,6 +56,24 @@ pub fn parse(body: &[u8]) -> Result<Answers, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_unreadable_entry_is_that_symbols_error() {
+        let good = r#"{"symbol":"600000","exchange":"SH","name":"x","current_price":9.05,"change":-0.06,
+             "change_percent":-0.66,"open":9.09,"high":9.15,"low":9.03,"prev_close":9.11,"volume":1,
+             "amount":9.0,"quote_time":null,"timestamp":"2026-08-21T15:35:00.250+08:00",
+             "cache_hit":false,"cache_source":"network","source":"sina","market_status":"trading"}"#;
+        let bad = good
+            .replace("600000", "000001")
+            .replace("\"SH\"", "\"SZ\"")
+            .replace("-0.06", "null");
+        let body = format!("[{good},{bad},{{\"what\":1}}]");
+        let answers = parse(body.as_bytes()).unwrap();
+        assert_eq!(answers.len(), 2);
+        assert!(answers[0].1.is_ok());
+        assert_eq!(answers[1].0.key(), "sz000001");
+        assert_eq!(answers[1].1.as_ref().unwrap_err().code(), "parse_error");
+    }
 
     #[test]
     fn reads_quotes_and_errors() {

@@ -1,6 +1,6 @@
 //! Sina `hq.sinajs.cn`: `var hq_str_sh600000="name,open,prev_close,price,high,low,...";` in GBK.
 
-use super::{date_time, digits_at, joined_keys, num_bytes, records, split_bytes};
+use super::{date_time, digits_at, joined_keys, num_bytes, records, split_bytes, Parsed};
 use crate::platform::decode_gbk;
 use crate::quote::RawQuote;
 use crate::symbol::Symbol;
@@ -16,7 +16,7 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
     }
 }
 
-pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
+pub fn parse(body: &[u8]) -> Result<Vec<Parsed>, String> {
     records(body, b"var hq_str_", record)
 }
 
@@ -25,8 +25,11 @@ pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
 /// (yuan), 30 date, 31 time. Extra trailing fields are ignored.
 const FIELDS: usize = 32;
 
-/// One record; `None` for an unknown code (empty value) or a record too short to read.
-fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
+/// One record; `None` for an unknown code (empty value), an error for a short record.
+fn record(symbol: Symbol, value: &[u8]) -> Result<Option<RawQuote>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
     let mut f: [&[u8]; FIELDS] = [&[]; FIELDS];
     let mut count = 0;
     for (slot, field) in f.iter_mut().zip(split_bytes(value, b',')) {
@@ -34,7 +37,7 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
         count += 1;
     }
     if count < FIELDS {
-        return None;
+        return Err(format!("{count} fields, {FIELDS} needed"));
     }
     let (d, t) = (f[30].trim_ascii(), f[31].trim_ascii());
     let time = date_time([
@@ -45,13 +48,12 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
         digits_at(t, 3..5),
         digits_at(t, 6..8),
     ]);
-    let symbol = Symbol::from_key(key)?;
     let volume_unit = if symbol.is_shanghai_index() {
         100.0
     } else {
         1.0
     };
-    Some(RawQuote {
+    Ok(Some(RawQuote {
         symbol: Some(symbol),
         // Only the name is text: decode just that field.
         name: decode_gbk(f[0]),
@@ -60,15 +62,20 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
         price: num_bytes(f[3]),
         high: num_bytes(f[4]),
         low: num_bytes(f[5]),
-        volume: num_bytes(f[8]).map(|v| (v.max(0.0) * volume_unit).round() as u64),
+        volume: num_bytes(f[8]).map(|v| v * volume_unit),
         amount: num_bytes(f[9]),
         time,
-    })
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The well-formed records only.
+    fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
+        super::super::well_formed(super::parse(body))
+    }
 
     const SAMPLE: &str = "var hq_str_sh600000=\"浦发银行,9.090,9.110,9.050,9.150,9.030,9.040,9.050,51270289,465159863.000,375500,9.040,709400,9.030,452100,9.020,714700,9.010,862200,9.000,436555,9.050,284000,9.060,220600,9.070,110065,9.080,351295,9.090,2026-08-21,15:34:58,00,D|36500|330325.00\";\n";
 
@@ -86,8 +93,8 @@ mod tests {
         };
         let body = gbk(&(line("sh000001") + &line("sz399001")));
         let quotes = parse(&body).unwrap();
-        assert_eq!(quotes[0].volume, Some(395_080_500));
-        assert_eq!(quotes[1].volume, Some(3_950_805));
+        assert_eq!(quotes[0].volume, Some(395_080_500.0));
+        assert_eq!(quotes[1].volume, Some(3_950_805.0));
     }
 
     #[test]
@@ -102,7 +109,7 @@ mod tests {
         assert_eq!(q.price, Some(9.05));
         assert_eq!(q.high, Some(9.15));
         assert_eq!(q.low, Some(9.03));
-        assert_eq!(q.volume, Some(51270289));
+        assert_eq!(q.volume, Some(51270289.0));
         assert_eq!(q.amount, Some(465159863.0));
         assert_eq!(q.time.unwrap().to_string(), "2026-08-21 15:34:58");
     }
@@ -132,9 +139,8 @@ mod tests {
         assert!(parse(b"<html>forbidden</html>").is_err());
         assert!(parse(b"").is_err());
         assert!(parse(&[0xff, 0xfe, 0x80, 0x00]).is_err());
-        // Truncated mid-record: the partial line is dropped, nothing panics.
-        let cut = &gbk(SAMPLE)[..40];
-        assert!(parse(cut).map(|v| v.is_empty()).unwrap_or(true));
+        // Truncated mid-record: the whole answer is refused.
+        assert!(parse(&gbk(SAMPLE)[..40]).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! in GBK. Volumes are in lots of 100 shares, except on the STAR board (688xxx, 689xxx)
 //! where fields 6 and 36 are in shares; field 37 is in 10,000 yuan.
 
-use super::{date_time, digits_at, joined_keys, num, records};
+use super::{date_time, digits_at, joined_keys, num, records, Parsed};
 use crate::platform::decode_gbk;
 use crate::quote::RawQuote;
 use crate::symbol::Symbol;
@@ -16,31 +16,29 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
 }
 
 /// `v_pv_none_match="1"`, the answer for unknown codes, counts as a record: it reads as none.
-pub fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
+pub fn parse(body: &[u8]) -> Result<Vec<Parsed>, String> {
     records(body, b"v_", record)
 }
 
-fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
-    let symbol = Symbol::from_key(key)?;
+fn record(symbol: Symbol, value: &[u8]) -> Result<Option<RawQuote>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
     // `~` can be a GBK trail byte, so decode the record before splitting it.
     let text = decode_gbk(value);
     let f: Vec<&str> = text.split('~').collect();
     if f.len() < 35 {
-        return None;
+        return Err(format!("{} fields, 35 needed", f.len()));
     }
     let volume_unit = if symbol.is_star() { 1.0 } else { 100.0 };
-    let volume = |i: usize| {
-        f.get(i)
-            .and_then(|v| num(v))
-            .map(|v| (v.max(0.0) * volume_unit).round() as u64)
-    };
+    let volume = |i: usize| f.get(i).and_then(|v| num(v)).map(|v| v * volume_unit);
     // Field 35 is `price/volume/amount` with the amount in yuan; field 37 is in 10,000 yuan.
     let amount = f
         .get(35)
         .and_then(|v| v.split('/').nth(2))
         .and_then(num)
         .or_else(|| f.get(37).and_then(|v| num(v)).map(|v| v * 10_000.0));
-    Some(RawQuote {
+    Ok(Some(RawQuote {
         symbol: Some(symbol),
         name: f[1].to_string(),
         price: num(f[3]),
@@ -54,12 +52,17 @@ fn record(key: &str, value: &[u8]) -> Option<RawQuote> {
             let t = f[30].trim().as_bytes();
             date_time([0..4, 4..6, 6..8, 8..10, 10..12, 12..14].map(|r| digits_at(t, r)))
         },
-    })
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The well-formed records only.
+    fn parse(body: &[u8]) -> Result<Vec<RawQuote>, String> {
+        super::super::well_formed(super::parse(body))
+    }
 
     const SAMPLE: &str = "v_sh600000=\"1~浦发银行~600000~9.00~8.89~8.85~544687~323481~221557~9.00~1384~8.99~2223~8.98~911~8.97~602~8.96~374~9.01~655~9.02~17648~9.03~10161~9.04~6039~9.05~10338~~20260708161454~0.11~1.24~9.03~8.79~~\";";
 
@@ -73,7 +76,7 @@ mod tests {
             .replace("sh600000", "sh688001")
             .replace("~600000~", "~688001~");
         let q = &parse(&gbk(&star)).unwrap()[0];
-        assert_eq!(q.volume, Some(544_687));
+        assert_eq!(q.volume, Some(544_687.0));
     }
 
     #[test]
@@ -84,7 +87,7 @@ mod tests {
         assert_eq!(q.price, Some(9.00));
         assert_eq!(q.prev_close, Some(8.89));
         assert_eq!(q.open, Some(8.85));
-        assert_eq!(q.volume, Some(54_468_700)); // 544,687 lots
+        assert_eq!(q.volume, Some(54_468_700.0)); // 544,687 lots
         assert_eq!(q.high, Some(9.03));
         assert_eq!(q.low, Some(8.79));
         assert_eq!(q.amount, None); // the sample is cut before the amount fields
