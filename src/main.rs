@@ -92,11 +92,14 @@ mod cli {
             /// Default: any origin on a loopback address; none elsewhere, so name them
             #[arg(long = "allow-origin", value_name = "ORIGIN")]
             allow_origins: Vec<String>,
-            /// The most symbols one request may ask for
-            #[arg(long, default_value_t = 1000)]
+            /// The most symbols one request may ask for (1 to 100000)
+            #[arg(long, default_value_t = 1000,
+                  value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
             max_symbols: usize,
-            /// Seconds a client has to send its request; slower clients are disconnected
-            #[arg(long, default_value_t = 10, value_name = "SECS")]
+            /// Seconds a client has to send its request head, then its body (1 to 3600);
+            /// slower clients are cut off
+            #[arg(long, default_value_t = 10, value_name = "SECS",
+                  value_parser = clap::value_parser!(u64).range(1..=3600))]
             client_timeout_secs: u64,
         },
     }
@@ -211,7 +214,7 @@ mod cli {
                 let config = RelayConfig {
                     allow_origins,
                     max_symbols,
-                    client_timeout: Duration::from_secs(client_timeout_secs.max(1)),
+                    client_timeout: Duration::from_secs(client_timeout_secs),
                     ..RelayConfig::default()
                 };
                 serve(db.clone(), SocketAddr::new(bind, port), config).await?

@@ -11,6 +11,9 @@ use crate::platform::{BoxFuture, MaybeSendSync};
 pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
+    /// The largest answer body accepted (bytes): what the upstream can legitimately send
+    /// for the symbols asked, never more than [`MAX_BODY_BYTES`].
+    pub max_body: usize,
 }
 
 /// An upstream's answer: its status and raw body bytes (decoding happens in the core).
@@ -39,7 +42,7 @@ pub trait Transport: MaybeSendSync {
     ) -> BoxFuture<'a, Result<HttpResponse, TransportError>>;
 }
 
-/// The largest answer body accepted from an upstream.
+/// The largest answer body accepted from an upstream, whatever the request.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where the engine gets the time. Tests inject their own.

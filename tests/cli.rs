@@ -212,6 +212,27 @@ async fn serve_answers_then_stops_cleanly_on_sigterm() {
 }
 
 #[tokio::test]
+async fn serve_refuses_settings_it_cannot_honour() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        ["--max-symbols", "0"],
+        ["--client-timeout-secs", "0"],
+        ["--client-timeout-secs", "6000000000000000000"],
+    ] {
+        let out = quantdb(
+            &mock,
+            dir.path(),
+            &[&["serve", "--port", "0"][..], &args].concat(),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
 async fn serve_on_a_public_address_needs_named_origins() {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -847,3 +847,85 @@ async fn not_found_needs_every_provider_to_answer_without_the_symbol() {
     db.get_realtime_data("sh603999").await.unwrap_err();
     assert_eq!(mock.requests().total, 9, "remembered for the TTL");
 }
+
+/// A server answering every request with `head` and then `body_len` bytes of `x`; counts the
+/// requests it got.
+async fn canned(head: String, body_len: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let head = head.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(head.as_bytes()).await;
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut left = body_len;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if conn.write_all(&chunk[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    use std::sync::atomic::Ordering;
+    let (target, reached) = canned("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into(), 0).await;
+    let head = format!(
+        "HTTP/1.1 302 Found\r\nlocation: {target}/list=sh600000\r\ncontent-length: 0\r\n\r\n"
+    );
+    let (url, _) = canned(head, 0).await;
+    let db = quantdb::QuantDb::builder()
+        .persistent(false)
+        .providers([Provider::Sina])
+        .base_url(Provider::Sina, url)
+        .build()
+        .await
+        .unwrap();
+    let err = db.get_realtime_data("600000").await.unwrap_err();
+    assert!(err.to_string().contains("302"), "{err}");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+}
+
+#[tokio::test]
+async fn answers_larger_than_a_chunk_can_be_are_refused() {
+    // 100 symbols may answer at most 16 KiB + 100 KiB; this server sends 8 MB, with and
+    // without announcing its length.
+    for head in [
+        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", 8 << 20),
+        "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_string(),
+    ] {
+        let (url, _) = canned(head, 8 << 20).await;
+        let db = quantdb::QuantDb::builder()
+            .persistent(false)
+            .providers([Provider::Sina])
+            .base_url(Provider::Sina, url)
+            .build()
+            .await
+            .unwrap();
+        let entries = db.get_realtime_data_batch(&listed_symbols(100)).await;
+        let err = entries[0].error().expect("an error");
+        assert!(
+            err.error.contains("larger than 118784 bytes"),
+            "{}",
+            err.error
+        );
+    }
+}

@@ -381,6 +381,25 @@ async fn slow_clients_are_cut_off() {
     assert!(read.is_ok(), "the relay must not wait forever for a body");
     let answer = String::from_utf8_lossy(&buf);
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    // A body dripped a byte at a time, each well within the timeout but the whole not.
+    let mut slow = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+    slow.write_all(b"POST /api/v1/realtime HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let drip = async {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if slow.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drip).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
     // Meanwhile others are served.
     assert_eq!(get(&format!("{}/healthz", relay.url)).await.0, 200);
 }

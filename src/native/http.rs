@@ -14,8 +14,10 @@ pub struct ReqwestTransport {
 
 impl ReqwestTransport {
     pub fn new() -> Result<Self, Error> {
+        // Redirects are not followed: a request goes to the configured address only.
         let client = reqwest::Client::builder()
             .user_agent(concat!("quantdb/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(ReqwestTransport { client })
@@ -49,12 +51,15 @@ impl Transport for ReqwestTransport {
             }
             let mut response = builder.send().await.map_err(failure)?;
             let status = response.status().as_u16();
+            let limit = request.max_body.min(MAX_BODY_BYTES);
+            let too_large = || TransportError::Failed(format!("answer larger than {limit} bytes"));
+            if response.content_length().is_some_and(|n| n > limit as u64) {
+                return Err(too_large());
+            }
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(failure)? {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(TransportError::Failed(format!(
-                        "answer larger than {MAX_BODY_BYTES} bytes"
-                    )));
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large());
                 }
                 body.extend_from_slice(&chunk);
             }

@@ -29,7 +29,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::{Error, QuantDb, Symbol, SymbolError};
 
@@ -42,8 +42,9 @@ pub struct RelayConfig {
     pub max_symbols: usize,
     /// The largest request body accepted (the POST list).
     pub max_body_bytes: usize,
-    /// A client must send its request head and body within this; the whole request must be
-    /// answered within three times this (upstream fallbacks included).
+    /// A client must send its request head within this, then its whole body within this; the
+    /// whole request must be answered within three times this (upstream fallbacks included).
+    /// At most an hour.
     pub client_timeout: Duration,
 }
 
@@ -81,8 +82,46 @@ fn status_of(err: &Error) -> StatusCode {
     }
 }
 
+/// The longest `client_timeout` accepted.
+const MAX_CLIENT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Reads the whole request body within the client timeout (not only each chunk within it):
+/// a body dripped slowly is cut off like a slow request head.
+async fn body_deadline(
+    State((timeout, max_bytes)): State<(Duration, usize)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max_bytes)).await {
+        Ok(Ok(bytes)) => {
+            let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            next.run(request).await
+        }
+        Ok(Err(_)) => refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body larger than {max_bytes} bytes"),
+        ),
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request body did not arrive within {timeout:?}"),
+        ),
+    }
+}
+
 /// The relay's routes and layers, ready to serve.
 pub fn router(db: QuantDb, config: &RelayConfig) -> Result<Router, Error> {
+    if config.max_symbols == 0 {
+        return Err(Error::Config("max_symbols must be at least 1".into()));
+    }
+    if config.client_timeout.is_zero() || config.client_timeout > MAX_CLIENT_TIMEOUT {
+        return Err(Error::Config(format!(
+            "client_timeout must be more than zero and at most {} s",
+            MAX_CLIENT_TIMEOUT.as_secs()
+        )));
+    }
     let origins = if config.allow_origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
@@ -117,7 +156,10 @@ pub fn router(db: QuantDb, config: &RelayConfig) -> Result<Router, Error> {
         })
         .with_state(app)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(config.client_timeout))
+        .layer(axum::middleware::from_fn_with_state(
+            (config.client_timeout, config.max_body_bytes),
+            body_deadline,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             config.client_timeout * 3,

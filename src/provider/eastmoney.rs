@@ -26,6 +26,7 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
     HttpRequest {
         url: format!("{base}/api/qt/ulist.np/get?fltt=2&invt=2&fields={FIELDS}&secids={secids}"),
         headers: Vec::new(),
+        max_body: super::answer_bound(symbols.len()),
     }
 }
 

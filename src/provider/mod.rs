@@ -151,6 +151,12 @@ impl FromStr for Provider {
 }
 
 /// `sh600000,sz000001`
+/// The most an upstream can legitimately send for `n` symbols: a record is well under 1 KiB.
+/// A larger answer is refused before it grows the process.
+fn answer_bound(n: usize) -> usize {
+    16 * 1024 + n * 1024
+}
+
 fn joined_keys(symbols: &[Symbol]) -> String {
     symbols
         .iter()

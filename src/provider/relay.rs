@@ -11,6 +11,7 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
     HttpRequest {
         url: format!("{base}/api/v1/realtime?symbols={}", joined_keys(symbols)),
         headers: Vec::new(),
+        max_body: super::answer_bound(symbols.len()),
     }
 }
 

@@ -13,6 +13,7 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
     HttpRequest {
         url: format!("{base}/list={}", joined_keys(symbols)),
         headers: vec![("Referer", REFERER.to_string())],
+        max_body: super::answer_bound(symbols.len()),
     }
 }
 

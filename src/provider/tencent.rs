@@ -12,6 +12,7 @@ pub fn request(base: &str, symbols: &[Symbol]) -> HttpRequest {
     HttpRequest {
         url: format!("{base}/q={}", joined_keys(symbols)),
         headers: Vec::new(),
+        max_body: super::answer_bound(symbols.len()),
     }
 }
 
