@@ -21,7 +21,7 @@ use crate::quote::{BatchEntry, CacheSource, Quote};
 use crate::stats::{CacheStats, Counters};
 use crate::store::{Store, Stored};
 use crate::symbol::Symbol;
-use crate::transport::{Clock, SystemClock, Transport, TransportError};
+use crate::transport::{host_of, Clock, SystemClock, Transport, TransportError};
 use crate::write_behind::WriteBehind;
 
 /// Per-call options.
@@ -588,7 +588,7 @@ impl QuantDb {
             Ok(resp) if resp.status == 200 => Ok(resp.body),
             Ok(resp) => Err(Error::Upstream {
                 provider,
-                message: format!("HTTP {}", resp.status),
+                message: format!("{}: HTTP {}", host_of(&request.url), resp.status),
             }),
             Err(TransportError::Timeout) => Err(Error::Timeout {
                 provider,

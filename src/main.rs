@@ -138,6 +138,9 @@ mod cli {
         if cli.until_next_open {
             builder = builder.ttl_mode(TtlMode::UntilNextOpen);
         }
+        let cache_dir_shown = (cli.cache_dir.clone())
+            .or_else(quantdb::native::default_cache_dir)
+            .map(|d| d.display().to_string());
         if let Some(dir) = cli.cache_dir {
             builder = builder.cache_dir(dir);
         }
@@ -157,6 +160,7 @@ mod cli {
                     println!("{}", to_json(&entries));
                 } else {
                     print!("{}", table(&entries));
+                    eprint!("{}", failure_summary(&entries));
                 }
                 let failed = entries.iter().any(|e| e.error().is_some());
                 if failed {
@@ -176,22 +180,43 @@ mod cli {
                     println!("market phase     {}", stats.market_phase.as_str());
                     println!("ttl now          {} s", stats.ttl_seconds);
                     println!("entries on disk  {entries}");
+                    println!(
+                        "counters         hits, misses and requests are per process: a running \
+                         relay's are at /api/v1/stats"
+                    );
                     if !stats.calendar_covers_today {
                         println!("calendar         no holiday data for this year: weekdays count as open");
                     }
                 }
                 ExitCode::SUCCESS
             }
-            Command::Clear {
-                symbol: Some(symbol),
-            } => {
-                db.clear_symbol(&symbol).await?;
-                println!("cleared {symbol}");
-                ExitCode::SUCCESS
-            }
-            Command::Clear { symbol: None } => {
-                db.clear_cache().await?;
-                println!("cleared the cache");
+            Command::Clear { symbol } => {
+                let stats = db.cache_stats();
+                let Some(before) = stats
+                    .persistent_entries
+                    .filter(|_| stats.persistent_enabled)
+                else {
+                    println!("the persistent cache is off (memory only): nothing on disk to clear");
+                    return Ok(ExitCode::SUCCESS);
+                };
+                let dir = cache_dir_shown.as_deref().unwrap_or("the cache directory");
+                match symbol {
+                    Some(symbol) => {
+                        db.clear_symbol(&symbol).await?;
+                        let after = db.cache_stats().persistent_entries.unwrap_or(0);
+                        let what = if after < before {
+                            "cleared"
+                        } else {
+                            "no entry for"
+                        };
+                        println!("{what} {symbol} in {dir}");
+                    }
+                    None => {
+                        db.clear_cache().await?;
+                        let quotes = if before == 1 { "quote" } else { "quotes" };
+                        println!("cleared {before} {quotes} from {dir}");
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Command::Serve {
@@ -275,6 +300,44 @@ mod cli {
         }
     }
 
+    fn is_upstream_failure(code: &str) -> bool {
+        [
+            "timeout",
+            "upstream_error",
+            "parse_error",
+            "upstream_unavailable",
+        ]
+        .contains(&code)
+    }
+
+    /// Each distinct upstream failure of a batch once, with how many symbols it hit, and what
+    /// to do when no upstream could be reached.
+    fn failure_summary(entries: &[BatchEntry]) -> String {
+        let mut distinct: Vec<(&str, usize)> = Vec::new();
+        for err in entries.iter().filter_map(BatchEntry::error) {
+            if !is_upstream_failure(&err.code) {
+                continue;
+            }
+            match distinct.iter_mut().find(|(e, _)| *e == err.error) {
+                Some((_, n)) => *n += 1,
+                None => distinct.push((&err.error, 1)),
+            }
+        }
+        let mut out = String::new();
+        for (error, n) in &distinct {
+            let symbols = if *n == 1 { "symbol" } else { "symbols" };
+            out.push_str(&format!("error ({n} {symbols}): {error}\n"));
+        }
+        if !distinct.is_empty() {
+            out.push_str(
+                "hint: no network, or a blocked upstream? Point QUANTDB_SINA_URL, \
+                 QUANTDB_TENCENT_URL, QUANTDB_EASTMONEY_URL at a mirror, a relay or the mock \
+                 upstream (cargo run --example mock_upstream -- --port 18080)\n",
+            );
+        }
+        out
+    }
+
     fn to_json<T: serde::Serialize>(value: &T) -> String {
         serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
@@ -308,6 +371,10 @@ mod cli {
             .iter()
             .map(|e| match e {
                 BatchEntry::Quote(q) => Ok(row(q)),
+                // Upstream failures are the same for the whole batch: said once, below.
+                BatchEntry::Error(err) if is_upstream_failure(&err.code) => {
+                    Err((err.symbol.clone(), format!("{} (below)", err.code)))
+                }
                 BatchEntry::Error(err) => Err((err.symbol.clone(), err.error.clone())),
             })
             .collect();

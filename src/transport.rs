@@ -42,6 +42,14 @@ pub trait Transport: MaybeSendSync {
     ) -> BoxFuture<'a, Result<HttpResponse, TransportError>>;
 }
 
+/// The host (and port) of a URL, for error messages that must not carry the whole URL (its
+/// query holds every symbol of the chunk).
+pub fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
 /// The largest answer body accepted from an upstream, whatever the request.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 

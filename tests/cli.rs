@@ -106,22 +106,34 @@ async fn stats_and_clear() {
     let s = stats(quantdb(&mock, dir.path(), &["stats", "--json"]).await);
     assert_eq!(s["persistent_entries"], 2);
     assert!(s["market_phase"].is_string() && s["ttl_seconds"].is_u64());
-    assert!(quantdb(&mock, dir.path(), &["clear", "600000"])
-        .await
-        .status
-        .success());
+    let cleared = quantdb(&mock, dir.path(), &["clear", "600000"]).await;
+    assert!(cleared.status.success());
+    assert!(
+        stdout(&cleared).starts_with("cleared 600000 in "),
+        "{}",
+        stdout(&cleared)
+    );
+    let again = stdout(&quantdb(&mock, dir.path(), &["clear", "600000"]).await);
+    assert!(again.starts_with("no entry for 600000"), "{again}");
     assert_eq!(
         stats(quantdb(&mock, dir.path(), &["stats", "--json"]).await)["persistent_entries"],
         1
     );
-    assert!(quantdb(&mock, dir.path(), &["clear"])
-        .await
-        .status
-        .success());
+    let all = quantdb(&mock, dir.path(), &["clear"]).await;
+    assert!(all.status.success());
+    assert!(
+        stdout(&all).starts_with("cleared 1 quote from "),
+        "{}",
+        stdout(&all)
+    );
     assert_eq!(
         stats(quantdb(&mock, dir.path(), &["stats", "--json"]).await)["persistent_entries"],
         0
     );
+    let off = stdout(&quantdb(&mock, dir.path(), &["--memory-only", "clear"]).await);
+    assert!(off.contains("persistent cache is off"), "{off}");
+    let text = stdout(&quantdb(&mock, dir.path(), &["stats"]).await);
+    assert!(text.contains("per process"), "{text}");
     let bad = quantdb(&mock, dir.path(), &["clear", "bad!"]).await;
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bad!"));
@@ -244,4 +256,63 @@ async fn serve_on_a_public_address_needs_named_origins() {
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-origin"));
+}
+
+#[tokio::test]
+async fn offline_errors_are_said_once_and_do_not_grow_with_the_batch() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed); // nothing listens there now: connection refused
+    let dir = tempfile::tempdir().unwrap();
+    let symbols = |n: usize| -> Vec<String> {
+        mock_upstream::MockUpstream::listed_keys()
+            .into_iter()
+            .take(n)
+            .collect()
+    };
+    let run = |args: Vec<String>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
+        cmd.arg("--cache-dir").arg(dir.path()).args(args);
+        for var in [
+            "QUANTDB_SINA_URL",
+            "QUANTDB_TENCENT_URL",
+            "QUANTDB_EASTMONEY_URL",
+        ] {
+            cmd.env(var, &url);
+        }
+        cmd.output()
+    };
+    let mut summaries = Vec::new();
+    let mut messages = Vec::new();
+    for n in [2, 300] {
+        let table = run([vec!["quote".into()], symbols(n)].concat())
+            .await
+            .unwrap();
+        assert_eq!(table.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&table.stderr).into_owned();
+        assert!(
+            stderr.contains("cannot connect") && stderr.contains("hint:"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("list=") && !stderr.contains("sz000001"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 2, "one cause, one hint: {stderr}");
+        summaries.push(stderr.replace(&format!("({n} symbols)"), "(N symbols)"));
+        let json = run([vec!["quote".into(), "--json".into()], symbols(n)].concat())
+            .await
+            .unwrap();
+        let entries: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let lengths: std::collections::BTreeSet<usize> = (entries.as_array().unwrap().iter())
+            .map(|e| e["error"].as_str().unwrap().len())
+            .collect();
+        assert_eq!(lengths.len(), 1, "every symbol gets the same message");
+        messages.push(lengths.into_iter().next().unwrap());
+    }
+    assert_eq!(
+        summaries[0], summaries[1],
+        "the summary does not grow with the batch"
+    );
+    assert_eq!(messages[0], messages[1], "nor does each symbol's message");
 }

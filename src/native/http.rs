@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::platform::BoxFuture;
-use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError, MAX_BODY_BYTES};
+use crate::transport::{
+    host_of, HttpRequest, HttpResponse, Transport, TransportError, MAX_BODY_BYTES,
+};
 use crate::Error;
 
 /// Sends upstream requests with a pooled reqwest client.
@@ -24,18 +26,29 @@ impl ReqwestTransport {
     }
 }
 
-fn failure(e: reqwest::Error) -> TransportError {
+/// `host: what failed: why`, never the URL (its query lists every symbol of the chunk).
+fn failure(e: reqwest::Error, url: &str) -> TransportError {
     if e.is_timeout() {
         return TransportError::Timeout;
     }
-    // reqwest's own message hides the cause ("error sending request"): add the chain.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
-    TransportError::Failed(message)
+    let what = if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "answer cut off"
+    } else {
+        "request failed"
+    };
+    // The innermost cause says why: DNS lookup, refused, reset, TLS.
+    let why = match std::error::Error::source(&e) {
+        Some(mut cause) => {
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            cause.to_string()
+        }
+        None => e.without_url().to_string(),
+    };
+    TransportError::Failed(format!("{}: {what}: {why}", host_of(url)))
 }
 
 impl Transport for ReqwestTransport {
@@ -49,7 +62,8 @@ impl Transport for ReqwestTransport {
             for (name, value) in &request.headers {
                 builder = builder.header(*name, value);
             }
-            let mut response = builder.send().await.map_err(failure)?;
+            let fail = |e| failure(e, &request.url);
+            let mut response = builder.send().await.map_err(fail)?;
             let status = response.status().as_u16();
             let limit = request.max_body.min(MAX_BODY_BYTES);
             let too_large = || TransportError::Failed(format!("answer larger than {limit} bytes"));
@@ -57,7 +71,7 @@ impl Transport for ReqwestTransport {
                 return Err(too_large());
             }
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(failure)? {
+            while let Some(chunk) = response.chunk().await.map_err(fail)? {
                 if body.len() + chunk.len() > limit {
                     return Err(too_large());
                 }
