@@ -51,4 +51,6 @@ pub use quote::{BatchEntry, CacheSource, MarketStatus, Quote, RawQuote};
 pub use stats::CacheStats;
 pub use store::{Store, Stored};
 pub use symbol::{Exchange, Symbol};
-pub use transport::{Clock, HttpRequest, HttpResponse, SystemClock, Transport, TransportError};
+pub use transport::{
+    Clock, FixedClock, HttpRequest, HttpResponse, SystemClock, Transport, TransportError,
+};

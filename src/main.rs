@@ -17,7 +17,7 @@ mod cli {
 
     use clap::{Parser, Subcommand};
     use quantdb::native::relay::{self, RelayConfig};
-    use quantdb::{BatchEntry, FetchOptions, Provider, QuantDb, Quote, TtlMode};
+    use quantdb::{BatchEntry, FetchOptions, FixedClock, Provider, QuantDb, Quote, TtlMode};
     use unicode_width::UnicodeWidthStr;
 
     /// Cached realtime quotes for Chinese A-shares (Shanghai, Shenzhen, Beijing).
@@ -49,6 +49,16 @@ mod cli {
         /// Keep quotes fetched after the close (once settled) until the next session opens
         #[arg(long, global = true)]
         until_next_open: bool,
+        /// A testing aid: run on a clock stopped at this instant (RFC 3339, e.g.
+        /// 2026-11-30T10:00:00+08:00) instead of the system clock
+        #[arg(
+            long,
+            global = true,
+            env = "QUANTDB_NOW",
+            value_name = "TIME",
+            hide_env_values = true
+        )]
+        now: Option<chrono::DateTime<chrono::FixedOffset>>,
         #[command(subcommand)]
         command: Command,
     }
@@ -137,6 +147,9 @@ mod cli {
             .ttl_closed(Duration::from_secs(cli.ttl_closed_secs));
         if cli.until_next_open {
             builder = builder.ttl_mode(TtlMode::UntilNextOpen);
+        }
+        if let Some(now) = cli.now {
+            builder = builder.clock(std::sync::Arc::new(FixedClock(now.to_utc())));
         }
         let cache_dir_shown = (cli.cache_dir.clone())
             .or_else(quantdb::native::default_cache_dir)

@@ -58,6 +58,16 @@ pub trait Clock: MaybeSendSync {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// A clock stopped at one instant: for tests, and for the CLI's `--now` / `QUANTDB_NOW`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
 /// The system clock (UTC; the exchange time zone is applied by the calendar).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

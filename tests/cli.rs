@@ -9,12 +9,17 @@ use std::process::Output;
 
 use mock_upstream::{MockConfig, MockUpstream};
 
+/// A Monday during continuous trading: the CLI runs on this fixed clock, never the wall
+/// clock's time of day (a TTL would end at 11:30 or 13:00 between two runs).
+const NOW: &str = "2026-11-30T10:00:00+08:00";
+
 /// `quantdb --cache-dir DIR ARGS...` with every upstream aimed at the mock.
 fn command(mock: &MockUpstream, dir: &Path, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
     cmd.arg("--cache-dir")
         .arg(dir)
         .args(args)
+        .env("QUANTDB_NOW", NOW)
         .env_remove("RUST_LOG");
     for var in [
         "QUANTDB_SINA_URL",
@@ -105,7 +110,10 @@ async fn stats_and_clear() {
     let stats = |o: Output| serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap();
     let s = stats(quantdb(&mock, dir.path(), &["stats", "--json"]).await);
     assert_eq!(s["persistent_entries"], 2);
-    assert!(s["market_phase"].is_string() && s["ttl_seconds"].is_u64());
+    assert_eq!(
+        (s["market_phase"].as_str(), s["ttl_seconds"].as_u64()),
+        (Some("trading"), Some(30))
+    );
     let cleared = quantdb(&mock, dir.path(), &["clear", "600000"]).await;
     assert!(cleared.status.success());
     assert!(
@@ -146,7 +154,20 @@ async fn stats_and_clear() {
         "--json",
     ];
     let short = stats(quantdb(&mock, dir.path(), &short).await);
-    assert!(short["ttl_seconds"].as_u64().unwrap() <= 7, "{short}");
+    assert_eq!(short["ttl_seconds"], 7, "{short}");
+    // Another instant: Saturday, closed, the 60 s TTL.
+    let mut saturday = command(&mock, dir.path(), &["stats", "--json"]);
+    saturday.env("QUANTDB_NOW", "2026-11-28T10:00:00+08:00");
+    let s = stats(saturday.output().await.unwrap());
+    assert_eq!(
+        (s["market_phase"].as_str(), s["ttl_seconds"].as_u64()),
+        (Some("closed"), Some(60))
+    );
+    let mut bad_now = command(&mock, dir.path(), &["stats"]);
+    bad_now.env("QUANTDB_NOW", "yesterday");
+    let out = bad_now.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--now"));
     let text = stdout(&quantdb(&mock, dir.path(), &["stats"]).await);
     assert!(
         text.contains("market phase") && text.contains("entries on disk  0"),
@@ -272,7 +293,10 @@ async fn offline_errors_are_said_once_and_do_not_grow_with_the_batch() {
     };
     let run = |args: Vec<String>| {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quantdb"));
-        cmd.arg("--cache-dir").arg(dir.path()).args(args);
+        cmd.arg("--cache-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("QUANTDB_NOW", NOW);
         for var in [
             "QUANTDB_SINA_URL",
             "QUANTDB_TENCENT_URL",

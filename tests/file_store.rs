@@ -253,6 +253,7 @@ fn cli(mock: &MockUpstream, dir: &std::path::Path, keys: &[String]) -> std::proc
         .args(["--providers", "sina", "quote", "--json", "--force-refresh"])
         .args(keys)
         .env("QUANTDB_SINA_URL", mock.base_url())
+        .env("QUANTDB_NOW", "2026-11-30T10:00:00+08:00")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     cmd
