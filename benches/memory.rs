@@ -1,5 +1,6 @@
-//! Memory per cached quote: live heap bytes added by 5,000 quotes in the memory tier,
-//! counted by a wrapping allocator. Run with `cargo bench --bench memory`.
+//! Memory per cached quote: live heap bytes held by a client with 5,000 quotes in its memory
+//! tier (its LRU table included), counted by a wrapping allocator; the upstream answers are
+//! built in process, no server. Run with `cargo bench --bench memory`.
 //! (Native only: on wasm32 this target is empty.)
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -20,8 +21,30 @@ mod native {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::sync::atomic::{AtomicIsize, Ordering};
 
-    use mock_upstream::{MockConfig, MockUpstream};
-    use quantdb::{Provider, QuantDb};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use mock_upstream::MockUpstream;
+    use quantdb::{BoxFuture, HttpRequest, HttpResponse, Provider, QuantDb, TransportError};
+
+    /// Sina's wire format from the mock's market, built in this process without a server:
+    /// nothing but the client holds memory across the measurement.
+    struct InProcessSina;
+
+    impl quantdb::Transport for InProcessSina {
+        fn get<'a>(
+            &'a self,
+            request: &'a HttpRequest,
+            _timeout: Duration,
+        ) -> BoxFuture<'a, Result<HttpResponse, TransportError>> {
+            let keys: Vec<String> = (request.url.rsplit_once("list=").unwrap().1)
+                .split(',')
+                .map(String::from)
+                .collect();
+            let body = mock_upstream::answer_body(mock_upstream::Provider::Sina, &keys, 0);
+            Box::pin(async move { Ok(HttpResponse { status: 200, body }) })
+        }
+    }
 
     struct Counting;
 
@@ -48,34 +71,34 @@ mod native {
     #[global_allocator]
     static GLOBAL: Counting = Counting;
 
+    /// Live heap held by a client whose memory tier holds `N` quotes (capacity `N`, so the
+    /// LRU's table is sized for them), from before the client is built to after the batch
+    /// answer is dropped: the tier's entries, its table, and the client's small fixed state.
     pub fn main() {
         const N: usize = 5000;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mock = rt
-            .block_on(MockUpstream::start(MockConfig::default()))
-            .unwrap();
-        let mut builder = QuantDb::builder().persistent(false);
-        for p in Provider::ALL {
-            builder = builder.base_url(p, mock.base_url());
-        }
-        let db = rt.block_on(builder.build()).unwrap();
-        let keys = MockUpstream::listed_keys();
-        // Warm the connection pool so that only the cache grows during the measurement.
-        rt.block_on(db.get_realtime_data_batch(&keys[..1]));
-        let symbols = &keys[1..=N];
+        let keys: Vec<String> = MockUpstream::listed_keys().into_iter().take(N).collect();
+        // Build the mock's market data first: it is not the client's memory.
+        mock_upstream::answer_body(mock_upstream::Provider::Sina, &keys, 0);
         let before = LIVE.load(Ordering::Relaxed);
-        let entries = rt.block_on(db.get_realtime_data_batch(symbols));
+        let db = futures_executor::block_on(
+            QuantDb::builder()
+                .persistent(false)
+                .memory_capacity(N)
+                .providers([Provider::Sina])
+                .transport(Arc::new(InProcessSina))
+                .build(),
+        )
+        .unwrap();
+        let entries = futures_executor::block_on(db.get_realtime_data_batch(&keys));
         assert!(entries.iter().all(|e| e.quote().is_some()));
         drop(entries);
         let after = LIVE.load(Ordering::Relaxed);
-        assert_eq!(db.cache_stats().memory_entries, N + 1);
+        assert_eq!(db.cache_stats().memory_entries, N);
         println!(
-            "memory tier: {N} quotes, {} bytes live, {} bytes per cached quote",
+            "memory tier: {N} quotes, {} bytes live, {} bytes per cached quote (LRU table included)",
             after - before,
             (after - before) / N as isize
         );
+        drop(db);
     }
 }
