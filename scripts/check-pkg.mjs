@@ -39,7 +39,14 @@ check(resolve("quantdb/bundler").endsWith("/node_modules/quantdb/bundler/quantdb
 const dts = fs.readFileSync(path.join(pkgDir, "web", "quantdb.d.ts"), "utf8");
 const publicTypes = dts.split("export type InitInput")[0];
 check(!/\bany\b/.test(publicTypes), "no `any` in the public TypeScript types");
-for (const sig of ["getRealtimeDataBatch(symbols: string[], options?: FetchOptions | null): Promise<BatchEntry[]>", "cacheStats(): CacheStats", "static open(options?: OpenOptions | null): Promise<QuantDB>"]) {
+for (const sig of [
+  "getRealtimeDataBatch(symbols: string[], options?: FetchOptions | null): Promise<BatchEntry[]>",
+  "getCachedBatch(symbols: string[]): Promise<Quote[]>",
+  "cacheStats(): CacheStats",
+  "flush(): Promise<void>",
+  "static open(options?: OpenOptions | null): Promise<QuantDB>",
+  "persistent_pending: number",
+]) {
   check(dts.includes(sig), `types declare ${sig}`);
 }
 
@@ -55,9 +62,13 @@ try {
   const url = ${JSON.stringify(mock)};
   const db = await QuantDB.open({ sinaUrl: url, tencentUrl: url, eastmoneyUrl: url, persistent: false });
   const batch = await db.getRealtimeDataBatch(${JSON.stringify(SYMBOLS)});
+  const warm = await db.getRealtimeDataBatch(${JSON.stringify(SYMBOLS)});
+  const cached = await db.getCachedBatch(${JSON.stringify(SYMBOLS)});
+  const one = await db.getRealtimeData(${JSON.stringify(SYMBOLS[0])});
   let rejected = null;
   try { await db.getRealtimeData("nope"); } catch (e) { rejected = { code: e.code, isError: e instanceof Error }; }
-  window.result = { batch, stats: db.cacheStats(), rejected };
+  await db.flush();
+  window.result = { batch, warm, cached, one, stats: db.cacheStats(), rejected };
 } catch (e) {
   window.result = { failed: String(e) };
 }
@@ -95,9 +106,9 @@ if (!result.failed) {
   const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?\+08:00$/;
   native.forEach((n, i) => {
     const b = browserList[i] ?? {};
-    const nk = Object.keys(n).sort().join(",");
-    const bk = Object.keys(b).sort().join(",");
-    check(nk === bk, `${SYMBOLS[i]}: same fields (${nk})`);
+    const nk = Object.keys(n).join(",");
+    const bk = Object.keys(b).join(",");
+    check(nk === bk, `${SYMBOLS[i]}: same fields in the same order (${nk})`);
     const diffs = Object.keys(n).filter((k) => {
       if (k === "timestamp" || k === "quote_time") {
         return !(n[k] === b[k] || (iso.test(n[k]) && iso.test(b[k])));
@@ -106,6 +117,14 @@ if (!result.failed) {
     });
     check(diffs.length === 0, `${SYMBOLS[i]}: same values${diffs.length ? " (differs: " + diffs.map((k) => `${k} ${JSON.stringify(n[k])} vs ${JSON.stringify(b[k])}`).join(", ") + ")" : ""}`);
   });
+
+  // 5. Answers from memory are the same objects, but for where they came from.
+  const fromMemory = (q) => ("error" in q ? q : { ...q, cache_hit: true, cache_source: "memory" });
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b) && Object.keys(a).join() === Object.keys(b).join();
+  check(result.warm.every((q, i) => same(q, fromMemory(browserList[i]))), "a warm batch from memory has the same entries");
+  const quotes = browserList.filter((q) => !("error" in q));
+  check(result.cached.length === quotes.length && result.cached.every((q, i) => same(q, fromMemory(quotes[i]))), "getCachedBatch has the same quotes");
+  check(same(result.one, fromMemory(browserList[0])), "getRealtimeData has the same quote");
 }
 fs.rmSync(app, { recursive: true, force: true });
 console.log(`pkg-check: ${failures.length === 0 ? "all checks passed" : failures.length + " checks failed"}`);

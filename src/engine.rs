@@ -206,6 +206,7 @@ impl QuantDb {
         if let (Some(writer), false) = (self.inner.writer(), missing.is_empty()) {
             let missing = take_queued(writer, missing, |s, q| {
                 found.insert(s, q.served_from(CacheSource::Disk));
+                true
             });
             Counters::add(&self.inner.counters.persistent_reads, 1);
             if let Ok(slots) = writer.store().load(&missing).await {
@@ -362,9 +363,11 @@ impl QuantDb {
         let pending = take_queued(writer, pending, |s, q| {
             let fetched = q.fetched_at();
             let entry = inner.entry(Ok(q), fetched);
-            if entry.is_fresh(now) {
+            let fresh = entry.is_fresh(now);
+            if fresh {
                 promoted.push((s, entry));
             }
+            fresh
         });
         if pending.is_empty() {
             return self.promote(promoted, out, Vec::new());
@@ -642,18 +645,18 @@ fn fresh_in_memory(
     })
 }
 
-/// Hands quotes still queued for writing to `found`; returns the symbols not queued.
+/// Offers quotes still queued for writing to `take`; returns the symbols it did not take
+/// (not queued, or queued but no longer fresh).
 fn take_queued(
     writer: &WriteBehind,
     symbols: Vec<Symbol>,
-    mut found: impl FnMut(Symbol, Quote),
+    mut take: impl FnMut(Symbol, Quote) -> bool,
 ) -> Vec<Symbol> {
     let queued = writer.queued(&symbols);
     let mut rest = Vec::with_capacity(symbols.len());
     for (s, q) in symbols.into_iter().zip(queued) {
-        match q {
-            Some(q) => found(s, q),
-            None => rest.push(s),
+        if !q.is_some_and(|q| take(s, q)) {
+            rest.push(s);
         }
     }
     rest

@@ -2,14 +2,22 @@
 //! upstream (started by `scripts/test-browser.sh` with CORS on), real fetch, real IndexedDB.
 #![cfg(target_arch = "wasm32")]
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use futures_util::future::{select, Either};
 use gloo_net::http::Request;
-use js_sys::Reflect;
-use quantdb::wasm::QuantDB;
-use quantdb::{Clock, Provider, QuantDb};
+use js_sys::{Object, Reflect};
+use quantdb::wasm::{IdbStore, QuantDB};
+use quantdb::{
+    BatchEntry, BoxFuture, CacheSource, Clock, Error, MarketStatus, Provider, QuantDb,
+    QuantDbBuilder, Quote, Store, Stored, Symbol,
+};
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
@@ -234,11 +242,18 @@ async fn warm_hits_cost_no_requests() {
     let symbols = ["600000", "000001", "601318", "300750"];
     batch(&db, &symbols, false).await;
     assert_eq!(upstream_requests().await, 1);
+    let reads = stats(&db)["persistent_reads"].clone();
     let warm = batch(&db, &symbols, false).await;
     assert!(warm
         .iter()
         .all(|q| q["cache_source"] == "memory" && q["cache_hit"] == true));
     assert_eq!(upstream_requests().await, 1);
+    assert_eq!(
+        stats(&db)["persistent_reads"],
+        reads,
+        "a memory hit reads no IndexedDB"
+    );
+    JsFuture::from(db.flush()).await.unwrap();
     let s = stats(&db);
     assert_eq!(
         (s["memory_hits"].as_u64(), s["misses"].as_u64()),
@@ -256,6 +271,7 @@ async fn a_second_instance_is_served_from_indexeddb() {
     let symbols = ["600000", "000001", "300750"];
     let first = open(&opts).await;
     batch(&first, &symbols, false).await;
+    JsFuture::from(first.flush()).await.unwrap();
     drop(first);
     assert_eq!(upstream_requests().await, 1);
     let second = open(&opts).await; // same dbName: a page reload
@@ -330,6 +346,29 @@ async fn ttl_expiry_follows_the_injected_clock() {
     assert_eq!(upstream_requests().await, 1);
     *clock.0.lock().unwrap() += chrono::Duration::seconds(1);
     assert!(!db.get_realtime_data("600000").await.unwrap().cache_hit);
+    assert_eq!(upstream_requests().await, 2);
+}
+
+/// A quote that goes stale while still queued for writing is fetched again (a queued quote
+/// is only taken when fresh). Here the clock jumps past the TTL while the IndexedDB write is
+/// still under way.
+#[wasm_bindgen_test]
+async fn a_quote_gone_stale_while_queued_for_writing_is_fetched_again() {
+    reset_mock(json!({})).await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap(); // 10:00 in Shanghai
+    let clock = Arc::new(ManualClock(Mutex::new(start)));
+    let store = Watched::open(true).await; // writes wait for the test
+    let db = builder()
+        .clock(clock.clone())
+        .store(store.clone())
+        .build()
+        .await
+        .unwrap();
+    db.get_realtime_data("600000").await.unwrap();
+    *clock.0.lock().unwrap() += chrono::Duration::seconds(30);
+    let again = db.get_realtime_data("600000").await;
+    store.gate.as_ref().unwrap().add_permits(10);
+    assert_eq!(again.unwrap().cache_source, CacheSource::Network);
     assert_eq!(upstream_requests().await, 2);
 }
 
@@ -494,5 +533,507 @@ async fn only_the_configured_upstreams_are_asked() {
             s["requests"]["tencent"].as_u64()
         ),
         (Some(1), Some(1))
+    );
+}
+
+/// A builder aimed at the mock upstream.
+fn builder() -> QuantDbBuilder {
+    let mut b = QuantDb::builder();
+    for p in Provider::ALL {
+        b = b.base_url(p, mock_url());
+    }
+    b
+}
+
+/// `n` stocks the mock lists: sh600000, sh600001, ...
+fn listed(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("sh{}", 600_000 + i)).collect()
+}
+
+fn strs(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+async fn sleep(ms: u64) {
+    gloo_timers::future::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Waits until `cond` holds (the persistent writer runs as a task of its own).
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        sleep(5).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// IndexedDB watched by the test: counts the loads, records the size of each save and, when
+/// gated, holds every save until the test adds permits.
+struct Watched {
+    inner: IdbStore,
+    gate: Option<Semaphore>,
+    loads: Cell<usize>,
+    saves: RefCell<Vec<usize>>,
+}
+
+impl Watched {
+    #[allow(clippy::arc_with_non_send_sync)] // the browser has one thread
+    async fn open(gated: bool) -> Arc<Watched> {
+        Arc::new(Watched {
+            inner: IdbStore::open(&unique("watched")).await.unwrap(),
+            gate: gated.then(|| Semaphore::new(0)),
+            loads: Cell::new(0),
+            saves: RefCell::new(Vec::new()),
+        })
+    }
+
+    fn saves(&self) -> Vec<usize> {
+        self.saves.borrow().clone()
+    }
+}
+
+impl Store for Watched {
+    fn load<'a>(&'a self, symbols: &'a [Symbol]) -> BoxFuture<'a, Result<Vec<Stored>, Error>> {
+        self.loads.set(self.loads.get() + 1);
+        self.inner.load(symbols)
+    }
+    fn save<'a>(&'a self, quotes: &'a [Quote]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if let Some(gate) = &self.gate {
+                gate.acquire().await.unwrap().forget();
+            }
+            self.saves.borrow_mut().push(quotes.len());
+            self.inner.save(quotes).await
+        })
+    }
+    fn remove(&self, symbol: Symbol) -> BoxFuture<'_, Result<(), Error>> {
+        self.inner.remove(symbol)
+    }
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        self.inner.clear()
+    }
+    fn entry_count(&self) -> Option<usize> {
+        self.inner.entry_count()
+    }
+    fn is_available(&self) -> bool {
+        self.inner.is_available()
+    }
+}
+
+fn sources(list: &[Value]) -> Vec<&str> {
+    list.iter()
+        .map(|q| q["cache_source"].as_str().unwrap_or("error"))
+        .collect()
+}
+
+fn all(list: &[Value], source: &str) -> bool {
+    sources(list).iter().all(|s| *s == source)
+}
+
+#[wasm_bindgen_test]
+async fn a_memory_hit_touches_no_indexeddb() {
+    reset_mock(json!({})).await;
+    let store = Watched::open(false).await;
+    let db = QuantDB::from(builder().store(store.clone()).build().await.unwrap());
+    let symbols = listed(100);
+    let symbols = strs(&symbols);
+    assert!(all(&batch(&db, &symbols, false).await, "network"));
+    JsFuture::from(db.flush()).await.unwrap();
+    assert_eq!(
+        store.loads.get(),
+        1,
+        "the cold batch looked in IndexedDB once"
+    );
+    assert_eq!(store.saves(), [100]);
+    let before = stats(&db);
+
+    for _ in 0..5 {
+        assert!(all(&batch(&db, &symbols, false).await, "memory"));
+        assert_eq!(quote(&db, "600000").await["cache_source"], "memory");
+        let cached = settle(db.get_cached_batch(listed(100))).await.unwrap();
+        assert!(all(cached.as_array().unwrap(), "memory"));
+    }
+    JsFuture::from(db.flush()).await.unwrap();
+    assert_eq!(store.loads.get(), 1, "memory hits read nothing");
+    assert_eq!(store.saves(), [100], "memory hits write nothing");
+    let after = stats(&db);
+    for field in ["persistent_reads", "persistent_writes", "upstream_requests"] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    assert_eq!(after["memory_hits"], 5 * 101);
+    assert_eq!(upstream_requests().await, 1);
+}
+
+#[wasm_bindgen_test]
+async fn indexeddb_writes_happen_behind_the_answers() {
+    reset_mock(json!({})).await;
+    let store = Watched::open(true).await;
+    let db = QuantDB::from(builder().store(store.clone()).build().await.unwrap());
+    let symbols = listed(150);
+    let symbols = strs(&symbols);
+
+    // Every IndexedDB write blocks, yet the answers arrive.
+    assert!(all(&batch(&db, &symbols[..100], false).await, "network"));
+    // The writer takes the 100 as one batch and waits at the gate; 50 more queue behind it.
+    until("the writer takes the first batch", || {
+        stats(&db)["persistent_pending"] == 0
+    })
+    .await;
+    assert!(all(&batch(&db, &symbols[100..], false).await, "network"));
+    let s = stats(&db);
+    assert_eq!(
+        (&s["persistent_pending"], &s["persistent_writes"]),
+        (&json!(50), &json!(0))
+    );
+    assert_eq!(store.inner.entry_count(), Some(0), "nothing written yet");
+    // Quotes waiting to be written answer from memory like any other.
+    assert!(all(&batch(&db, &symbols, false).await, "memory"));
+
+    // flush() waits for the writes.
+    let mut flushing = Box::pin(JsFuture::from(db.flush()));
+    if let Either::Left(_) = select(&mut flushing, Box::pin(sleep(100))).await {
+        panic!("flush() settled while the writes were blocked");
+    }
+    store.gate.as_ref().unwrap().add_permits(2);
+    flushing.await.unwrap();
+    assert_eq!(store.saves(), [100, 50]);
+    let s = stats(&db);
+    assert_eq!(
+        (
+            &s["persistent_pending"],
+            &s["persistent_writes"],
+            &s["persistent_writes_dropped"],
+            &s["persistent_entries"]
+        ),
+        (&json!(0), &json!(150), &json!(0), &json!(150))
+    );
+    assert_eq!(upstream_requests().await, 2);
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_after_flush_paints_every_row_from_indexeddb() {
+    reset_mock(json!({})).await;
+    let opts = options(json!({}));
+    let symbols = listed(100);
+    let first = open(&opts).await;
+    let fetched = batch(&first, &strs(&symbols), false).await;
+    assert!(all(&fetched, "network"));
+    JsFuture::from(first.flush()).await.unwrap();
+    let s = stats(&first);
+    assert_eq!(
+        (&s["persistent_pending"], &s["persistent_writes"]),
+        (&json!(0), &json!(100))
+    );
+    drop(first);
+
+    // A page reload: a new client on the same database paints every row at once.
+    let second = open(&opts).await;
+    let painted = settle(second.get_cached_batch(symbols.clone()))
+        .await
+        .unwrap();
+    let painted = painted.as_array().unwrap();
+    assert_eq!(painted.len(), 100);
+    for (p, f) in painted.iter().zip(&fetched) {
+        assert_eq!(
+            (&p["cache_source"], &p["cache_hit"]),
+            (&json!("disk"), &json!(true))
+        );
+        let (mut p, mut f) = (p.clone(), f.clone());
+        for q in [&mut p, &mut f] {
+            q["cache_source"] = Value::Null;
+            q["cache_hit"] = Value::Null;
+        }
+        assert_eq!(p, f, "the painted quote is the fetched one");
+    }
+    assert_eq!(stats(&second)["persistent_reads"], 1);
+    assert_eq!(upstream_requests().await, 1, "painting asks no upstream");
+}
+
+/// A store whose writes all fail.
+struct Failing;
+
+impl Store for Failing {
+    fn load<'a>(&'a self, symbols: &'a [Symbol]) -> BoxFuture<'a, Result<Vec<Stored>, Error>> {
+        Box::pin(async move { Ok(vec![Stored::Missing; symbols.len()]) })
+    }
+    fn save<'a>(&'a self, _: &'a [Quote]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Err(Error::Storage("the disk is on fire".into())) })
+    }
+    fn remove(&self, _: Symbol) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn entry_count(&self) -> Option<usize> {
+        Some(0)
+    }
+}
+
+#[wasm_bindgen_test]
+async fn flush_rejects_with_the_failed_write() {
+    reset_mock(json!({})).await;
+    let db = QuantDB::from(builder().store(Arc::new(Failing)).build().await.unwrap());
+    assert_eq!(quote(&db, "600000").await["cache_source"], "network");
+    let err = JsFuture::from(db.flush()).await.unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "storage_error");
+    assert_eq!(Reflect::get(&err, &"name".into()).unwrap(), "QuantDBError");
+    let message = Reflect::get(&err, &"message".into()).unwrap();
+    assert!(
+        message.as_string().unwrap().contains("on fire"),
+        "{message:?}"
+    );
+    // Reported once: the next flush has nothing new to report.
+    JsFuture::from(db.flush()).await.unwrap();
+    assert_eq!(stats(&db)["store_errors"], 1);
+    // Without a persistent tier there is nothing to wait for.
+    let memory_only = QuantDB::from(builder().persistent(false).build().await.unwrap());
+    JsFuture::from(memory_only.flush()).await.unwrap();
+}
+
+/// Quotes kept in memory, handed out exactly as they were put in (NaN included).
+#[derive(Default)]
+struct Held(Mutex<HashMap<Symbol, Quote>>);
+
+impl Store for Held {
+    fn load<'a>(&'a self, symbols: &'a [Symbol]) -> BoxFuture<'a, Result<Vec<Stored>, Error>> {
+        let held = self.0.lock().unwrap();
+        let slots = (symbols.iter())
+            .map(|s| held.get(s).cloned().map_or(Stored::Missing, Stored::Found))
+            .collect();
+        Box::pin(async move { Ok(slots) })
+    }
+    fn save<'a>(&'a self, quotes: &'a [Quote]) -> BoxFuture<'a, Result<(), Error>> {
+        let mut held = self.0.lock().unwrap();
+        for q in quotes {
+            held.insert(q.key().unwrap(), q.clone());
+        }
+        Box::pin(async { Ok(()) })
+    }
+    fn remove(&self, symbol: Symbol) -> BoxFuture<'_, Result<(), Error>> {
+        self.0.lock().unwrap().remove(&symbol);
+        Box::pin(async { Ok(()) })
+    }
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        self.0.lock().unwrap().clear();
+        Box::pin(async { Ok(()) })
+    }
+    fn entry_count(&self) -> Option<usize> {
+        Some(self.0.lock().unwrap().len())
+    }
+}
+
+/// Whether `a` and `b` are the same: arrays and objects element by element, keys in the same
+/// order, everything else `Object.is` (so `null` is not `NaN`, nor `0` `-0`).
+fn same(a: &JsValue, b: &JsValue, at: &str) -> Result<(), String> {
+    if js_sys::Array::is_array(a) && js_sys::Array::is_array(b) {
+        let (a, b) = (js_sys::Array::from(a), js_sys::Array::from(b));
+        if a.length() != b.length() {
+            return Err(format!("{at}: {} vs {} entries", a.length(), b.length()));
+        }
+        return (0..a.length()).try_for_each(|i| same(&a.get(i), &b.get(i), &format!("{at}[{i}]")));
+    }
+    if a.is_object() && b.is_object() {
+        let keys = |o: &JsValue| -> Vec<String> {
+            Object::keys(o.unchecked_ref::<Object>())
+                .iter()
+                .filter_map(|k| k.as_string())
+                .collect()
+        };
+        let (ka, kb) = (keys(a), keys(b));
+        if ka != kb {
+            return Err(format!("{at}: keys {ka:?} vs {kb:?}"));
+        }
+        return ka.iter().try_for_each(|k| {
+            let get = |o: &JsValue| Reflect::get(o, &k.into()).unwrap();
+            same(&get(a), &get(b), &format!("{at}.{k}"))
+        });
+    }
+    if Object::is(a, b) {
+        Ok(())
+    } else {
+        Err(format!("{at}: {a:?} vs {b:?}"))
+    }
+}
+
+/// What a page gets from `JSON.parse` of the native JSON.
+fn parsed<T: serde::Serialize>(value: &T) -> JsValue {
+    js_sys::JSON::parse(&serde_json::to_string(value).unwrap()).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn objects_are_what_json_parse_makes_of_the_native_json() {
+    // Saturday 2026-11-28 12:00 in Shanghai: the market is closed until Monday, so quotes
+    // fetched earlier on Saturday are fresh with a one-day TTL.
+    let shanghai = FixedOffset::east_opt(8 * 3600).unwrap();
+    let utc = FixedOffset::east_opt(0).unwrap();
+    let minus = FixedOffset::west_opt(5 * 3600 + 30 * 60).unwrap();
+    let at = |h, m, s, nanos| {
+        shanghai
+            .with_ymd_and_hms(2026, 11, 28, h, m, s)
+            .unwrap()
+            .checked_add_signed(chrono::Duration::nanoseconds(nanos))
+            .unwrap()
+    };
+    let now = at(12, 0, 0, 0).with_timezone(&Utc);
+    let statuses = [
+        MarketStatus::PreOpen,
+        MarketStatus::OpeningAuction,
+        MarketStatus::Trading,
+        MarketStatus::LunchBreak,
+        MarketStatus::ClosingAuction,
+        MarketStatus::AfterClose,
+        MarketStatus::Closed,
+        MarketStatus::Suspended,
+    ];
+    let providers = [
+        Provider::Sina,
+        Provider::Tencent,
+        Provider::Eastmoney,
+        Provider::Relay,
+    ];
+    let keys = [
+        "sh600000", "sz000001", "bj430017", "sh000001", "sz300750", "sh688001", "sz002001",
+        "bj830001", "sh601318", "sz399001",
+    ];
+    let mut quotes = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let symbol = Symbol::from_key(key).unwrap();
+        let price = 10.0 + i as f64 * 1.37;
+        // Times repeating (a batch fetched together) and not, in various offsets and precisions.
+        let timestamp = match i {
+            0..=3 => at(11, 0, 0, 417_000_000),
+            4 => at(11, 0, 0, 417_000_000).with_timezone(&utc), // the same instant, other text
+            5 => at(11, 30, 5, 0).with_timezone(&minus),
+            6 => at(11, 30, 5, 123_456_000),
+            7 => at(11, 30, 5, 123_456_789),
+            _ => at(11, 59, 59, 999_000_000),
+        };
+        quotes.push(Quote {
+            symbol: symbol.code().to_string(),
+            exchange: symbol.exchange(),
+            name: match i {
+                1 => String::new(),
+                2 => "A\"B\\C\n\u{1}😀 é\u{2028}".into(),
+                3 => "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 上证".into(),
+                _ => format!("测试{i}"),
+            },
+            current_price: if i == 2 { f64::NAN } else { price },
+            change: if i == 2 { f64::INFINITY } else { -0.06 },
+            change_percent: if i == 2 { f64::NEG_INFINITY } else { -0.66 },
+            open: (i % 3 != 0).then_some(price - 0.1),
+            high: (i % 2 == 0).then_some(price + 0.1),
+            low: (i != 4).then_some(if i == 5 { f64::NAN } else { price - 0.2 }),
+            prev_close: price + 0.06,
+            volume: if i == 2 {
+                (1 << 53) + 1
+            } else {
+                51_270_289 * i as u64
+            },
+            amount: if i == 3 {
+                -0.0
+            } else {
+                465_159_863.25 * i as f64
+            },
+            quote_time: match i % 4 {
+                0 => None,
+                1 => Some(at(11, 0, 0, 0)),
+                2 => Some(at(10, 59, 58, 0).with_timezone(&utc)),
+                _ => Some(at(11, 0, 0, 5)),
+            },
+            timestamp,
+            cache_hit: false,
+            cache_source: CacheSource::Network,
+            source: providers[i % providers.len()],
+            market_status: statuses[i % statuses.len()],
+        });
+    }
+    let held = Arc::new(Held::default());
+    held.save(&quotes).await.unwrap();
+    let db = builder()
+        .store(held.clone())
+        .clock(Arc::new(ManualClock(Mutex::new(now))))
+        .ttl_closed(Duration::from_secs(86_400))
+        .build()
+        .await
+        .unwrap();
+    let js_db = QuantDB::from(db.clone());
+    let served = |source: CacheSource| -> Vec<Quote> {
+        (quotes.iter().cloned())
+            .map(|mut q| {
+                q.cache_hit = true;
+                q.cache_source = source;
+                q
+            })
+            .collect()
+    };
+
+    // getCachedBatch: every quote, from the store.
+    let cached =
+        JsFuture::from(js_db.get_cached_batch(keys.iter().map(|k| k.to_string()).collect()))
+            .await
+            .unwrap();
+    same(
+        &cached,
+        &parsed(&served(CacheSource::Disk)),
+        "getCachedBatch",
+    )
+    .unwrap();
+
+    // getRealtimeDataBatch: every quote from the store, and error entries.
+    let mut asked: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    asked.extend(["bad!".into(), "600000".into(), "12345".into()]);
+    let list = JsFuture::from(js_db.get_realtime_data_batch(asked.clone(), None))
+        .await
+        .unwrap();
+    let mut expected: Vec<BatchEntry> = db.get_realtime_data_batch(&asked).await; // now from memory
+    for entry in &mut expected {
+        if let BatchEntry::Quote(q) = entry {
+            q.cache_source = CacheSource::Disk;
+        }
+    }
+    assert_eq!(expected.len(), keys.len() + 2);
+    assert!(expected[keys.len()].error().is_some());
+    same(&list, &parsed(&expected), "getRealtimeDataBatch").unwrap();
+
+    // getRealtimeData: one quote, from memory now.
+    let one = JsFuture::from(js_db.get_realtime_data("bj430017".into(), None))
+        .await
+        .unwrap();
+    same(
+        &one,
+        &parsed(&served(CacheSource::Memory)[2]),
+        "getRealtimeData",
+    )
+    .unwrap();
+
+    // cacheStats: the native JSON too.
+    same(
+        &js_db.cache_stats().unwrap(),
+        &parsed(&db.cache_stats()),
+        "cacheStats",
+    )
+    .unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn fetch_refuses_answers_larger_than_the_request_allows() {
+    use quantdb::wasm::FetchTransport;
+    use quantdb::{HttpRequest, Transport, TransportError};
+    let ask = |max_body| HttpRequest {
+        url: format!("{}/__mock/stats", mock_url()),
+        headers: Vec::new(),
+        max_body,
+    };
+    let timeout = Duration::from_secs(5);
+    let ok = FetchTransport.get(&ask(64 * 1024), timeout).await.unwrap();
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.len() > 10);
+    assert_eq!(
+        FetchTransport.get(&ask(10), timeout).await,
+        Err(TransportError::Failed("answer larger than 10 bytes".into()))
     );
 }

@@ -240,3 +240,28 @@ fn flush_works_without_an_async_runtime() {
         assert_eq!(db.cache_stats().persistent_writes, 50);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_that_expires_while_queued_is_fetched_again() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = GatedStore::new(dir.path());
+    let clock = ManualClock::trading();
+    let db = builder(&mock, clock.clone(), None)
+        .persistent(true)
+        .store(store.clone())
+        .memory_capacity(1)
+        .build()
+        .await
+        .unwrap();
+    let symbols = listed_symbols(3);
+    db.get_realtime_data_batch(&symbols).await; // written behind: stuck at the gate
+    clock.advance(31); // past the 30 s TTL while the writes are still queued
+    let again = db.get_realtime_data_batch(&symbols).await;
+    assert!(again
+        .iter()
+        .all(|e| e.quote().is_some_and(|q| q.cache_source == CacheSource::Network)));
+    assert_eq!(mock.requests().total, 2);
+    store.gate.add_permits(10);
+    db.flush().await.unwrap();
+}

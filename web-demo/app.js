@@ -227,6 +227,11 @@ async function start() {
     showFatal(`Could not start: ${err.message}`);
     return;
   }
+  // Quotes go to IndexedDB behind the answers: finish the writes as the page goes, so that the
+  // next load paints them (best effort: the browser need not wait for the promise).
+  addEventListener("pagehide", () => {
+    db.flush().catch(() => {});
+  });
   try {
     await paintFromCache();
   } catch (err) {

@@ -1,5 +1,6 @@
 //! The JavaScript API: `QuantDB.open(options)`, `getRealtimeData`, `getRealtimeDataBatch`,
-//! `cacheStats`, `clearCache`. Results are plain objects with the native JSON field names.
+//! `getCachedBatch`, `cacheStats`, `clearCache`, `flush`. Results are plain objects with the
+//! native JSON field names.
 
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use crate::calendar::TtlMode;
 use crate::engine::{FetchOptions, QuantDb};
 use crate::error::Error;
 use crate::provider::Provider;
+
+use super::objects;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
@@ -39,7 +42,7 @@ export interface OpenOptions {
   tencentUrl?: string;
   /** Base URL that answers like push2.eastmoney.com (a CORS proxy). */
   eastmoneyUrl?: string;
-    /**
+  /**
    * Providers to try, in order. Default: the relay if `relayUrl` is set, else the upstreams
    * whose URL is set (sina, tencent, eastmoney order), else all three public hosts.
    */
@@ -118,6 +121,17 @@ export interface CacheStats {
   errors: number;
   corrupt_entries: number;
   store_errors: number;
+  /**
+   * Reads of IndexedDB: one per batch that missed memory, one per getCachedBatch that missed
+   * memory. A memory hit reads none.
+   */
+  persistent_reads: number;
+  /** Quotes written to IndexedDB, behind the answers. */
+  persistent_writes: number;
+  /** Quotes not written to IndexedDB because the write queue was full (kept in memory). */
+  persistent_writes_dropped: number;
+  /** Quotes waiting to be written to IndexedDB now; `flush()` waits for them. */
+  persistent_pending: number;
   memory_entries: number;
   memory_capacity: number;
   /** null when the persistent tier is off. */
@@ -195,17 +209,27 @@ fn js_error(err: &Error) -> JsValue {
     e.into()
 }
 
-/// Plain objects (not `Map`s), numbers for integers, `null` for `None`.
+/// What `JSON.parse` makes of the native JSON: plain objects, `null` for `None`. Quotes go
+/// through [`objects`], faster.
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| js_error(&Error::Config(format!("cannot convert the answer: {e}"))))
+    let fail = |e: &dyn std::fmt::Display| {
+        js_error(&Error::Config(format!("cannot convert the answer: {e}")))
+    };
+    let text = serde_json::to_string(value).map_err(|e| fail(&e))?;
+    js_sys::JSON::parse(&text).map_err(|e| fail(&format!("{e:?}")))
 }
 
 /// A realtime quote client for the browser, with a memory tier and an IndexedDB tier.
 #[wasm_bindgen]
 pub struct QuantDB {
     db: QuantDb,
+}
+
+impl From<QuantDb> for QuantDB {
+    /// Hands a client built in Rust (with its own store, transport or clock) to JavaScript.
+    fn from(db: QuantDb) -> Self {
+        QuantDB { db }
+    }
 }
 
 #[wasm_bindgen]
@@ -296,8 +320,9 @@ impl QuantDB {
         future_to_promise(async move {
             let quote = db
                 .get_realtime_data_with(&symbol, options.map_err(|e| js_error(&e))?)
-                .await;
-            to_js(&quote.map_err(|e| js_error(&e))?)
+                .await
+                .map_err(|e| js_error(&e))?;
+            objects::quote(&quote).map_or_else(|| to_js(&quote), Ok)
         })
     }
 
@@ -314,7 +339,7 @@ impl QuantDB {
             let entries = db
                 .get_realtime_data_batch_with(&symbols, options.map_err(|e| js_error(&e))?)
                 .await;
-            to_js(&entries)
+            objects::entries(&entries).map_or_else(|| to_js(&entries), Ok)
         })
     }
 
@@ -324,13 +349,31 @@ impl QuantDB {
     #[wasm_bindgen(js_name = getCachedBatch, unchecked_return_type = "Promise<Quote[]>")]
     pub fn get_cached_batch(&self, symbols: Vec<String>) -> js_sys::Promise {
         let db = self.db.clone();
-        future_to_promise(async move { to_js(&db.get_cached(&symbols).await) })
+        future_to_promise(async move {
+            let quotes = db.get_cached(&symbols).await;
+            objects::quotes(&quotes).map_or_else(|| to_js(&quotes), Ok)
+        })
     }
 
     /// Hits, misses, hit rate, upstream requests, entries per tier, the TTL and market phase now.
     #[wasm_bindgen(js_name = cacheStats, unchecked_return_type = "CacheStats")]
     pub fn cache_stats(&self) -> Result<JsValue, JsValue> {
         to_js(&self.db.cache_stats())
+    }
+
+    /// Waits until every quote fetched so far is in IndexedDB. Writes happen behind the
+    /// answers; call this before tearing down (e.g. in a `pagehide` handler; best effort, the
+    /// page may go before it settles). Rejects with the first write that failed since the
+    /// last flush.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn flush(&self) -> js_sys::Promise {
+        let db = self.db.clone();
+        future_to_promise(async move {
+            db.flush()
+                .await
+                .map(|()| JsValue::UNDEFINED)
+                .map_err(|e| js_error(&e))
+        })
     }
 
     /// Clears every tier, or one symbol's entries.

@@ -3,6 +3,7 @@
 mod bindings;
 mod fetch;
 mod idb_store;
+mod objects;
 
 use std::path::Path;
 use std::sync::Arc;
