@@ -258,9 +258,9 @@ async fn a_quote_that_expires_while_queued_is_fetched_again() {
     db.get_realtime_data_batch(&symbols).await; // written behind: stuck at the gate
     clock.advance(31); // past the 30 s TTL while the writes are still queued
     let again = db.get_realtime_data_batch(&symbols).await;
-    assert!(again
-        .iter()
-        .all(|e| e.quote().is_some_and(|q| q.cache_source == CacheSource::Network)));
+    assert!(again.iter().all(|e| e
+        .quote()
+        .is_some_and(|q| q.cache_source == CacheSource::Network)));
     assert_eq!(mock.requests().total, 2);
     store.gate.add_permits(10);
     db.flush().await.unwrap();
