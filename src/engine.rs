@@ -40,6 +40,15 @@ impl FetchOptions {
     }
 }
 
+/// How old a quote answered stale may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MaxStale {
+    /// Until the next session starts after the quote was fetched.
+    NextSession,
+    /// At most this long after it was fetched; zero: never stale.
+    Age(Duration),
+}
+
 /// One upstream as configured: which provider, where, and how many codes a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Upstream {
@@ -88,6 +97,7 @@ struct Inner {
     persistent: Option<Arc<WriteBehind>>,
     memory: Mutex<LruCache<Symbol, Cached>>,
     memory_capacity: usize,
+    max_stale: MaxStale,
     /// Symbols being fetched right now, with the callers waiting for them.
     inflight: Mutex<HashMap<Symbol, Vec<oneshot::Sender<Answer>>>>,
     permits: Semaphore,
@@ -250,6 +260,7 @@ impl QuantDb {
             upstream_failures: Counters::get(&c.upstream_failures),
             symbols_fetched: Counters::get(&c.symbols_fetched),
             coalesced_waits: Counters::get(&c.coalesced_waits),
+            stale_served: Counters::get(&c.stale_served),
             errors: Counters::get(&c.errors),
             corrupt_entries: Counters::get(&c.corrupt_entries),
             store_errors: Counters::get(&c.store_errors) + writer_count(|w| &w.failures),
@@ -336,14 +347,56 @@ impl QuantDb {
             drop(memory);
             Counters::add(&inner.counters.memory_hits, out.len());
         }
+        // Expired quotes of the persistent tier: answers when every upstream fails.
+        let mut expired = HashMap::new();
         if !options.force_refresh && !pending.is_empty() {
-            pending = self.load_persistent(pending, &mut out).await;
+            pending = self.load_persistent(pending, &mut out, &mut expired).await;
         }
         if !pending.is_empty() {
-            self.fetch_coalesced(pending, options.force_refresh, &mut out)
+            self.fetch_coalesced(pending.clone(), options.force_refresh, &mut out)
                 .await;
+            if !options.force_refresh {
+                self.serve_stale(&pending, &mut out, expired);
+            }
         }
         out
+    }
+
+    /// For symbols every upstream failed for, answers the latest expired quote a tier holds,
+    /// marked `stale`, when it is within `max_stale`. Nothing is written back.
+    fn serve_stale(
+        &self,
+        symbols: &[Symbol],
+        out: &mut HashMap<Symbol, Answer>,
+        mut expired: HashMap<Symbol, Quote>,
+    ) {
+        let inner = &self.inner;
+        let failed: Vec<Symbol> = (symbols.iter())
+            .filter(|s| matches!(out.get(s), Some(Err(e)) if e.is_upstream_failure()))
+            .copied()
+            .collect();
+        if failed.is_empty() {
+            return;
+        }
+        let now = inner.clock.now();
+        let memory = lock(&inner.memory);
+        let mut served = 0;
+        for s in failed {
+            let in_memory = memory.peek(&s).and_then(|c| c.answer.as_ref().ok());
+            let candidate = match (in_memory, expired.remove(&s)) {
+                (Some(m), Some(d)) if d.timestamp > m.timestamp => (d, CacheSource::Disk),
+                (Some(m), _) => (m.clone(), CacheSource::Memory),
+                (None, Some(d)) => (d, CacheSource::Disk),
+                (None, None) => continue,
+            };
+            let (quote, source) = candidate;
+            if inner.stale_allowed(quote.fetched_at(), now) {
+                out.insert(s, Ok(quote.served_stale(source)));
+                served += 1;
+            }
+        }
+        drop(memory);
+        Counters::add(&inner.counters.stale_served, served);
     }
 
     /// Answers what it can from the persistent tier (promoting hits to memory); returns the
@@ -352,6 +405,7 @@ impl QuantDb {
         &self,
         pending: Vec<Symbol>,
         out: &mut HashMap<Symbol, Answer>,
+        expired: &mut HashMap<Symbol, Quote>,
     ) -> Vec<Symbol> {
         let inner = &self.inner;
         let Some(writer) = inner.writer() else {
@@ -364,8 +418,12 @@ impl QuantDb {
             let fetched = q.fetched_at();
             let entry = inner.entry(Ok(q), fetched);
             let fresh = entry.is_fresh(now);
-            if fresh {
-                promoted.push((s, entry));
+            match (fresh, entry.answer) {
+                (true, answer) => promoted.push((s, Cached { answer, ..entry })),
+                (false, Ok(q)) => {
+                    expired.insert(s, q);
+                }
+                (false, Err(_)) => {}
             }
             fresh
         });
@@ -388,6 +446,10 @@ impl QuantDb {
                     let fetched = q.fetched_at();
                     match inner.entry(Ok(q), fetched) {
                         entry if entry.is_fresh(now) => promoted.push((s, entry)),
+                        Cached { answer: Ok(q), .. } => {
+                            expired.entry(s).or_insert(q);
+                            missing.push(s);
+                        }
                         _ => missing.push(s),
                     }
                 }
@@ -439,8 +501,9 @@ impl QuantDb {
                     symbols: owned,
                 };
                 let answers = self.fetch_upstream(&flight.symbols).await;
+                // A quote a relay answered stale is passed on, never kept as fresh.
                 let fresh: Vec<Quote> = (flight.symbols.iter())
-                    .filter_map(|s| answers.get(s)?.as_ref().ok().cloned())
+                    .filter_map(|s| answers.get(s)?.as_ref().ok().filter(|q| !q.stale).cloned())
                     .collect();
                 flight.complete(answers, out);
                 if let Some(writer) = self.inner.writer() {
@@ -610,6 +673,19 @@ impl QuantDb {
 }
 
 impl Inner {
+    /// Whether a quote fetched at `fetched` may still be answered stale at `now`.
+    fn stale_allowed(&self, fetched: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        match self.max_stale {
+            MaxStale::NextSession => self
+                .calendar
+                .next_session_start(fetched)
+                .is_none_or(|start| now < start),
+            MaxStale::Age(age) => {
+                !age.is_zero() && (now - fetched).to_std().is_ok_and(|elapsed| elapsed <= age)
+            }
+        }
+    }
+
     /// The persistent tier, while it works.
     fn writer(&self) -> Option<&Arc<WriteBehind>> {
         (self.persistent.as_ref()).filter(|w| w.store().is_available())
@@ -687,7 +763,7 @@ impl Flight<'_> {
             let mut memory = lock(&self.inner.memory);
             for s in &self.symbols {
                 match answers.get(s) {
-                    Some(Ok(q)) => {
+                    Some(Ok(q)) if !q.stale => {
                         memory.put(*s, self.inner.entry(Ok(q.clone()), q.fetched_at()));
                     }
                     Some(Err(e @ Error::NotFound { .. })) => {
@@ -749,6 +825,7 @@ pub struct QuantDbBuilder {
     max_concurrent_requests: usize,
     persistent: bool,
     write_queue_capacity: usize,
+    max_stale: MaxStale,
     cache_dir: Option<PathBuf>,
     db_name: String,
     closures: Vec<NaiveDate>,
@@ -769,6 +846,7 @@ impl Default for QuantDbBuilder {
             max_concurrent_requests: 8,
             persistent: true,
             write_queue_capacity: 20_000,
+            max_stale: MaxStale::NextSession,
             cache_dir: None,
             db_name: "quantdb".to_string(),
             closures: Vec::new(),
@@ -848,6 +926,14 @@ impl QuantDbBuilder {
     /// symbol.
     pub fn write_queue_capacity(mut self, n: usize) -> Self {
         self.write_queue_capacity = n;
+        self
+    }
+
+    /// How old a quote may be and still be answered, marked `stale: true`, when every
+    /// upstream fails for its symbol: at most this long after it was fetched. Zero turns
+    /// stale answers off. Default: until the next session starts after it was fetched.
+    pub fn max_stale(mut self, age: Duration) -> Self {
+        self.max_stale = MaxStale::Age(age);
         self
     }
 
@@ -994,6 +1080,7 @@ impl QuantDbBuilder {
                 persistent: store.map(|s| Arc::new(WriteBehind::new(s, self.write_queue_capacity))),
                 memory: Mutex::new(LruCache::new(memory)),
                 memory_capacity: self.memory_capacity,
+                max_stale: self.max_stale,
                 inflight: Mutex::new(HashMap::new()),
                 permits: Semaphore::new(self.max_concurrent_requests),
                 counters: Counters::default(),

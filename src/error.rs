@@ -53,6 +53,15 @@ impl Error {
 }
 
 impl Error {
+    /// An upstream failed (time-out, error status, unreadable answer, every provider down):
+    /// the symbol may well exist, so an expired quote may stand in for it.
+    pub fn is_upstream_failure(&self) -> bool {
+        matches!(
+            self.code(),
+            "timeout" | "upstream_error" | "parse_error" | "upstream_unavailable"
+        )
+    }
+
     /// Every code [`Error::code`] can return.
     pub const CODES: [&'static str; 8] = [
         "invalid_symbol",

@@ -49,6 +49,10 @@ mod cli {
         /// Keep quotes fetched after the close (once settled) until the next session opens
         #[arg(long, global = true)]
         until_next_open: bool,
+        /// When every upstream fails, answer a symbol's last quote (marked stale) if it is at
+        /// most this old; 0 never answers stale [default: until the next session starts]
+        #[arg(long, global = true, value_name = "SECS")]
+        max_stale_secs: Option<u64>,
         /// A testing aid: run on a clock stopped at this instant (RFC 3339, e.g.
         /// 2026-11-30T10:00:00+08:00) instead of the system clock
         #[arg(
@@ -147,6 +151,9 @@ mod cli {
             .ttl_closed(Duration::from_secs(cli.ttl_closed_secs));
         if cli.until_next_open {
             builder = builder.ttl_mode(TtlMode::UntilNextOpen);
+        }
+        if let Some(secs) = cli.max_stale_secs {
+            builder = builder.max_stale(Duration::from_secs(secs));
         }
         if let Some(now) = cli.now {
             builder = builder.clock(std::sync::Arc::new(FixedClock(now.to_utc())));
@@ -373,7 +380,10 @@ mod cli {
                 format!("{:+.2}%", q.change_percent)
             },
             q.source.to_string(),
-            format!("{:?}", q.cache_source).to_lowercase(),
+            match q.stale {
+                true => format!("{:?}, stale", q.cache_source).to_lowercase(),
+                false => format!("{:?}", q.cache_source).to_lowercase(),
+            },
         ]
     }
 

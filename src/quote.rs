@@ -77,6 +77,10 @@ pub struct Quote {
     /// Whether this answer came from a cache tier.
     pub cache_hit: bool,
     pub cache_source: CacheSource,
+    /// An expired quote, answered because every upstream failed (`cache_source` says which
+    /// tier kept it). `false` on every other quote.
+    #[serde(default)]
+    pub stale: bool,
     /// The upstream that answered.
     pub source: Provider,
     pub market_status: MarketStatus,
@@ -97,6 +101,13 @@ impl Quote {
         self.cache_hit = source != CacheSource::Network;
         self.cache_source = source;
         self
+    }
+
+    pub(crate) fn served_stale(self, source: CacheSource) -> Quote {
+        Quote {
+            stale: true,
+            ..self.served_from(source)
+        }
     }
 }
 
@@ -223,6 +234,7 @@ impl RawQuote {
             timestamp: whole_millis(fetched_at.with_timezone(&tz)),
             cache_hit: false,
             cache_source: CacheSource::Network,
+            stale: false,
             source,
             market_status: phase.into(),
         };

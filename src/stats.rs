@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub corrupt_entries: AtomicU64,
     pub store_errors: AtomicU64,
     pub persistent_reads: AtomicU64,
+    pub stale_served: AtomicU64,
 }
 
 impl Counters {
@@ -51,6 +52,8 @@ pub struct CacheStats {
     pub symbols_fetched: u64,
     /// Symbol lookups that joined another caller's in-flight request instead of sending one.
     pub coalesced_waits: u64,
+    /// Expired quotes answered (marked `stale`) because every upstream failed.
+    pub stale_served: u64,
     /// Per-symbol errors returned to callers.
     pub errors: u64,
     /// Persistent entries that could not be read (counted as misses).

@@ -164,6 +164,7 @@ impl Record {
             timestamp,
             cache_hit: false,
             cache_source: CacheSource::Network,
+            stale: false,
             source: c.14,
             market_status: c.15,
         };
@@ -197,6 +198,7 @@ mod tests {
             timestamp: tz.timestamp_millis_opt(1_796_011_200_123).unwrap(),
             cache_hit: false,
             cache_source: CacheSource::Network,
+            stale: false,
             source: Provider::Relay,
             market_status: MarketStatus::Suspended,
         }

@@ -929,3 +929,87 @@ async fn answers_larger_than_a_chunk_can_be_are_refused() {
         );
     }
 }
+
+fn all_down(mock: &MockUpstream, down: bool) {
+    for p in ["sina", "tencent", "eastmoney"] {
+        mock.set_down(p, down);
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_outage_is_answered_stale_from_memory_then_disk() {
+    let mock = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::trading();
+    let db = builder(&mock, clock.clone(), Some(dir.path()))
+        .build()
+        .await
+        .unwrap();
+    let fresh = db.get_realtime_data("600000").await.unwrap();
+    assert!(!fresh.stale);
+    db.flush().await.unwrap();
+    clock.advance(60); // expired
+    all_down(&mock, true);
+    let stale = db.get_realtime_data("600000").await.unwrap();
+    assert!(stale.stale && stale.cache_hit);
+    assert_eq!(stale.cache_source, CacheSource::Memory);
+    assert_eq!(stale.timestamp, fresh.timestamp, "it keeps its fetch time");
+    let json = serde_json::to_value(&stale).unwrap();
+    assert_eq!(json["stale"], true);
+    // A new client (a restart) finds it on disk.
+    let restarted = builder(&mock, clock.clone(), Some(dir.path()))
+        .build()
+        .await
+        .unwrap();
+    let from_disk = restarted.get_realtime_data("600000").await.unwrap();
+    assert!(from_disk.stale);
+    assert_eq!(from_disk.cache_source, CacheSource::Disk);
+    assert_eq!(restarted.cache_stats().stale_served, 1);
+    // A forced refresh never answers stale; an unknown symbol has nothing to answer.
+    let forced = db
+        .get_realtime_data_with("600000", FetchOptions::refresh())
+        .await;
+    assert_eq!(forced.unwrap_err().code(), "upstream_unavailable");
+    assert!(db.get_realtime_data("000002").await.is_err());
+    assert_eq!(db.cache_stats().stale_served, 1);
+    // Nothing stale was written back: once the upstreams are back, the next call fetches.
+    all_down(&mock, false);
+    let requests = mock.requests().total;
+    let back = db.get_realtime_data("600000").await.unwrap();
+    assert!(!back.stale && back.cache_source == CacheSource::Network);
+    assert_eq!(mock.requests().total, requests + 1);
+}
+
+#[tokio::test]
+async fn stale_answers_are_bounded_by_max_stale() {
+    let mock = mock().await;
+    // The default: until the next session starts (13:00 after a 10:00 quote).
+    let clock = ManualClock::trading();
+    let db = builder(&mock, clock.clone(), None).build().await.unwrap();
+    db.get_realtime_data("600000").await.unwrap();
+    all_down(&mock, true);
+    clock.advance(55 * 60); // 10:55
+    assert!(db.get_realtime_data("600000").await.unwrap().stale);
+    clock.advance(3 * 3600); // 13:55: a new session has started
+    let err = db.get_realtime_data("600000").await.unwrap_err();
+    assert_eq!(err.code(), "upstream_unavailable");
+    // A fixed bound, and 0 to turn it off.
+    for (max, age, served) in [(120, 100, true), (120, 130, false), (0, 31, false)] {
+        all_down(&mock, false);
+        let clock = ManualClock::trading();
+        let db = builder(&mock, clock.clone(), None)
+            .max_stale(Duration::from_secs(max))
+            .build()
+            .await
+            .unwrap();
+        db.get_realtime_data("600000").await.unwrap();
+        all_down(&mock, true);
+        clock.advance(age);
+        let answer = db.get_realtime_data("600000").await;
+        assert_eq!(
+            answer.is_ok(),
+            served,
+            "max {max} s, age {age} s: {answer:?}"
+        );
+    }
+}

@@ -478,3 +478,35 @@ async fn a_list_with_no_valid_symbol_is_a_bad_request() {
     );
     assert_eq!(mock.requests().total, 0);
 }
+
+#[tokio::test]
+async fn the_relay_passes_stale_answers_on_and_clients_do_not_keep_them() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let clock = ManualClock::trading();
+    let db = builder(&mock, clock.clone(), None).build().await.unwrap();
+    let relay = Relay::start(db, RelayConfig::default()).await;
+    let (status, fresh) = get(&format!("{}/api/v1/realtime/600000", relay.url)).await;
+    assert_eq!((status, &fresh["stale"]), (200, &json!(false)));
+    clock.advance(60);
+    for p in ["sina", "tencent", "eastmoney"] {
+        mock.set_down(p, true);
+    }
+    let (status, stale) = get(&format!("{}/api/v1/realtime/600000", relay.url)).await;
+    assert_eq!((status, &stale["stale"]), (200, &json!(true)), "{stale}");
+    assert_eq!(stale["timestamp"], fresh["timestamp"]);
+    // A client of the relay gets it stale, and does not keep it as fresh.
+    let client = QuantDb::builder()
+        .clock(ManualClock::trading())
+        .persistent(false)
+        .providers([Provider::Relay])
+        .base_url(Provider::Relay, relay.url.clone())
+        .build()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let q = client.get_realtime_data("600000").await.unwrap();
+        assert!(q.stale && q.cache_source == CacheSource::Network, "{q:?}");
+    }
+    assert_eq!(client.cache_stats().memory_entries, 0);
+    assert_eq!(client.cache_stats().upstream_requests, 2);
+}

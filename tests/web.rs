@@ -460,11 +460,44 @@ async fn bad_options_are_refused() {
         .as_string()
         .unwrap();
     assert!(message.contains("eastmoneyURL"), "{message}");
-    let err = QuantDB::open(Some(js(&json!({"timeoutMs": -5})).unchecked_into()))
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "config_error");
+    // Option errors speak of the JS names and units, and say what they got.
+    for (options, expected) in [
+        (
+            json!({"timeoutMs": -5}),
+            "timeoutMs must be from 1 to 600000 (got -5)",
+        ),
+        (
+            json!({"memoryCapacity": 0}),
+            "memoryCapacity must be from 1 to",
+        ),
+        (
+            json!({"memoryCapacity": 2.5}),
+            "memoryCapacity must be a whole number (got 2.5)",
+        ),
+        (
+            json!({"maxConcurrentRequests": -1}),
+            "maxConcurrentRequests must be from 1",
+        ),
+        (
+            json!({"ttlClosedSeconds": -1}),
+            "ttlClosedSeconds must be from 0",
+        ),
+        (
+            json!({"maxStaleSeconds": -1}),
+            "maxStaleSeconds must be from 0",
+        ),
+    ] {
+        let err = QuantDB::open(Some(js(&options).unchecked_into()))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "config_error");
+        let message = Reflect::get(&err, &"message".into())
+            .unwrap()
+            .as_string()
+            .unwrap();
+        assert!(message.contains(expected), "{options}: {message}");
+    }
 }
 
 #[wasm_bindgen_test]
@@ -947,6 +980,7 @@ async fn objects_are_what_json_parse_makes_of_the_native_json() {
             timestamp,
             cache_hit: false,
             cache_source: CacheSource::Network,
+            stale: false,
             source: providers[i % providers.len()],
             market_status: statuses[i % statuses.len()],
         });

@@ -155,7 +155,7 @@ function applyEntries(symbols, entries) {
       return; // removed while the batch was in flight
     }
     if ("error" in entry) {
-      rows.get(key).error = { message: entry.error, code: entry.code };
+      Object.assign(rows.get(key), { quote: null, error: { message: entry.error, code: entry.code } });
       return;
     }
     // Stored from now on as `sh600000`, or dropped if listed already under that name.

@@ -1,9 +1,10 @@
-// Renders the quote table. A row is `{ key, quote, error }`: the last good quote (or null)
-// and the error of the latest answer (or null). Its state follows from the two:
-//   ok      a quote and no error
-//   stale   a quote, but the latest refresh failed for it: the quote is kept, marked, dimmed
-//   error   no quote, only an error (a bad symbol, or nothing fetched yet)
-//   loading neither yet
+// Renders the quote table. A row is `{ key, quote, error }`: the latest answer, a quote or an
+// error. Its state follows from it:
+//   ok      a quote
+//   stale   a quote marked `stale` by quantdb: every upstream failed, this is the last one
+//           a cache tier kept (the client's, or the relay's)
+//   error   an error (a bad symbol, or no upstream and nothing cached)
+//   loading nothing yet
 // Hooks for tests: rows carry `data-symbol`, `data-state`, `data-source` (the quote's cache
 // tier: memory, disk or network) and `data-code` (the error code); value cells `data-field`.
 import { exchangeClock, formatBig, formatChange, formatPercent, formatPrice } from "./format.js";
@@ -18,7 +19,7 @@ const SOURCE_TITLES = {
 
 export function rowState(row) {
   if (row.quote) {
-    return row.error ? "stale" : "ok";
+    return row.quote.stale ? "stale" : "ok";
   }
   return row.error ? "error" : "loading";
 }
@@ -55,8 +56,8 @@ function nameCell(row) {
   if (row.quote.market_status === "suspended") {
     cell.append(" ", el("span", { class: "badge suspended" }, "停牌"));
   }
-  if (row.error) {
-    const title = `Refresh failed: ${row.error.message} (${row.error.code}). Showing the quote fetched at ${exchangeClock(row.quote.timestamp)}.`;
+  if (row.quote.stale) {
+    const title = `No upstream answered: showing the quote fetched at ${exchangeClock(row.quote.timestamp)}.`;
     cell.append(" ", el("span", { class: "badge stale", title }, "stale"));
   }
   return cell;

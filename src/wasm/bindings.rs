@@ -2,9 +2,10 @@
 //! `getCachedBatch`, `cacheStats`, `clearCache`, `flush`. Results are plain objects with the
 //! native JSON field names.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -13,6 +14,7 @@ use crate::calendar::TtlMode;
 use crate::engine::{FetchOptions, QuantDb};
 use crate::error::Error;
 use crate::provider::Provider;
+use crate::transport::FixedClock;
 
 use super::objects;
 
@@ -63,6 +65,17 @@ export interface OpenOptions {
   timeoutMs?: number;
   /** Upstream requests in flight at once. Default 8. */
   maxConcurrentRequests?: number;
+  /**
+   * When every upstream fails for a symbol, answer its last quote (marked `stale: true`) if
+   * it is at most this many seconds old; 0 never answers stale. Default: until the next
+   * trading session starts after the quote was fetched.
+   */
+  maxStaleSeconds?: number;
+  /**
+   * A testing aid: run on a clock stopped at this instant (ISO 8601 with an offset, e.g.
+   * "2026-11-30T10:00:00+08:00") instead of the system clock.
+   */
+  now?: string;
   /** Extra exchange closure dates, "YYYY-MM-DD". */
   extraClosures?: string[];
 }
@@ -95,6 +108,11 @@ export interface Quote {
   timestamp: string;
   cache_hit: boolean;
   cache_source: "memory" | "disk" | "network";
+  /**
+   * true: an expired quote, answered because every upstream failed for this symbol;
+   * `cache_source` says which tier kept it. false on every other quote.
+   */
+  stale: boolean;
   source: Provider;
   market_status: MarketPhase | "suspended";
 }
@@ -118,6 +136,8 @@ export interface CacheStats {
   upstream_failures: number;
   symbols_fetched: number;
   coalesced_waits: number;
+  /** Expired quotes answered (marked stale) because every upstream failed. */
+  stale_served: number;
   errors: number;
   corrupt_entries: number;
   store_errors: number;
@@ -168,13 +188,15 @@ struct Options {
     providers: Option<Vec<Provider>>,
     db_name: Option<String>,
     persistent: Option<bool>,
-    memory_capacity: Option<usize>,
+    memory_capacity: Option<f64>,
     ttl_trading_seconds: Option<f64>,
     ttl_closed_seconds: Option<f64>,
     ttl_mode: Option<TtlMode>,
     timeout_ms: Option<f64>,
-    max_concurrent_requests: Option<usize>,
+    max_concurrent_requests: Option<f64>,
+    max_stale_seconds: Option<f64>,
     extra_closures: Option<Vec<NaiveDate>>,
+    now: Option<DateTime<FixedOffset>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -196,10 +218,33 @@ fn options<T: Default + serde::de::DeserializeOwned>(value: Option<JsValue>) -> 
     }
 }
 
-fn seconds(name: &str, value: f64) -> Result<Duration, Error> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| Error::Config(format!("{name} must be a non-negative number, not {value}")))
+/// A number option in its JS name and unit, checked against its range: the error says which
+/// option, what it must be, and what it got (`timeoutMs must be from 1 to 600000 (got -5)`).
+fn in_range(name: &str, value: f64, range: std::ops::RangeInclusive<f64>) -> Result<f64, Error> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::Config(format!(
+            "{name} must be from {} to {} (got {value})",
+            range.start(),
+            range.end()
+        )))
+    }
 }
+
+/// A whole number option (`memoryCapacity`, `maxConcurrentRequests`).
+fn count(name: &str, value: f64, max: f64) -> Result<usize, Error> {
+    let n = in_range(name, value, 1.0..=max)?;
+    if n.fract() != 0.0 {
+        return Err(Error::Config(format!(
+            "{name} must be a whole number (got {value})"
+        )));
+    }
+    Ok(n as usize)
+}
+
+/// The longest TTL or staleness accepted, in seconds: a year.
+const YEAR_SECS: f64 = 366.0 * 86_400.0;
 
 /// A JS `Error` carrying `.code` (and the message of the Rust error).
 fn js_error(err: &Error) -> JsValue {
@@ -283,22 +328,32 @@ impl QuantDB {
             b = b.persistent(on);
         }
         if let Some(n) = o.memory_capacity {
-            b = b.memory_capacity(n);
+            b = b.memory_capacity(count("memoryCapacity", n, 10_000_000.0)?);
         }
         if let Some(s) = o.ttl_trading_seconds {
-            b = b.ttl_trading(seconds("ttlTradingSeconds", s)?);
+            let s = in_range("ttlTradingSeconds", s, 0.0..=YEAR_SECS)?;
+            b = b.ttl_trading(Duration::from_secs_f64(s));
         }
         if let Some(s) = o.ttl_closed_seconds {
-            b = b.ttl_closed(seconds("ttlClosedSeconds", s)?);
+            let s = in_range("ttlClosedSeconds", s, 0.0..=YEAR_SECS)?;
+            b = b.ttl_closed(Duration::from_secs_f64(s));
         }
         if let Some(mode) = o.ttl_mode {
             b = b.ttl_mode(mode);
         }
         if let Some(ms) = o.timeout_ms {
-            b = b.timeout(seconds("timeoutMs", ms / 1000.0)?);
+            let ms = in_range("timeoutMs", ms, 1.0..=600_000.0)?;
+            b = b.timeout(Duration::from_secs_f64(ms / 1000.0));
         }
         if let Some(n) = o.max_concurrent_requests {
-            b = b.max_concurrent_requests(n);
+            b = b.max_concurrent_requests(count("maxConcurrentRequests", n, 1000.0)?);
+        }
+        if let Some(s) = o.max_stale_seconds {
+            let s = in_range("maxStaleSeconds", s, 0.0..=YEAR_SECS)?;
+            b = b.max_stale(Duration::from_secs_f64(s));
+        }
+        if let Some(now) = o.now {
+            b = b.clock(Arc::new(FixedClock(now.to_utc())));
         }
         if let Some(dates) = o.extra_closures {
             b = b.extra_closures(dates);

@@ -1,7 +1,7 @@
 // Builds the objects of an answer from the buffers src/wasm/objects.rs encodes, in one call
 // instead of one per field. Keys are in the order of the Rust structs, as in the native JSON.
 //
-// nums: per entry, 1 then the 18 fields of a Quote, or 0 then the 3 of a SymbolError; a
+// nums: per entry, 1 then the 19 fields of a Quote, or 0 then the 3 of a SymbolError; a
 // string field is an index into the strings (-1 for null), NaN a number that is null.
 // ends: where each string ends in `text`, in UTF-16 code units.
 export function buildEntries(nums, ends, text) {
@@ -33,10 +33,11 @@ export function buildEntries(nums, ends, text) {
         timestamp: strings[nums[i + 14]],
         cache_hit: nums[i + 15] === 1,
         cache_source: strings[nums[i + 16]],
-        source: strings[nums[i + 17]],
-        market_status: strings[nums[i + 18]],
+        stale: nums[i + 17] === 1,
+        source: strings[nums[i + 18]],
+        market_status: strings[nums[i + 19]],
       });
-      i += 19;
+      i += 20;
     } else {
       out.push({ symbol: strings[nums[i + 1]], error: strings[nums[i + 2]], code: strings[nums[i + 3]] });
       i += 4;

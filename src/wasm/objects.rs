@@ -127,7 +127,7 @@ impl Encoder {
         self.times.get((*t, *t.offset()), t, &mut self.strings)
     }
 
-    /// 19 numbers: `QUOTE`, then the fields in declaration order.
+    /// 20 numbers: `QUOTE`, then the fields in declaration order.
     fn quote(&mut self, q: &Quote) -> Option<()> {
         // Every field, by name: a field added to `Quote` does not compile until it is here
         // (and in objects.js).
@@ -148,6 +148,7 @@ impl Encoder {
             timestamp,
             cache_hit,
             cache_source,
+            stale,
             source,
             market_status,
         } = q;
@@ -184,6 +185,7 @@ impl Encoder {
             timestamp,
             f64::from(u8::from(*cache_hit)),
             cache_source,
+            f64::from(u8::from(*stale)),
             source,
             market_status,
         ]);

@@ -26,6 +26,7 @@ pub fn sample(key: &str, price: f64, fetched_ms: i64) -> Quote {
         timestamp: fetched.with_timezone(&tz),
         cache_hit: false,
         cache_source: CacheSource::Network,
+        stale: false,
         source: Provider::Tencent,
         market_status: MarketStatus::Trading,
     }
