@@ -62,6 +62,24 @@ impl Error {
         )
     }
 
+    /// The HTTP status a relay answers with for this error about one symbol.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidSymbol { .. } => 400,
+            Error::NotFound { .. } => 404,
+            Error::Timeout { .. } => 504,
+            Error::Upstream { .. } | Error::Parse { .. } | Error::Unavailable { .. } => 502,
+            Error::Config(_) | Error::Storage(_) => 500,
+            Error::Relayed { code, .. } => match *code {
+                "invalid_symbol" => 400,
+                "not_found" => 404,
+                "timeout" => 504,
+                "config_error" | "storage_error" => 500,
+                _ => 502,
+            },
+        }
+    }
+
     /// Every code [`Error::code`] can return.
     pub const CODES: [&'static str; 8] = [
         "invalid_symbol",
@@ -85,11 +103,15 @@ impl Error {
     }
 }
 
-/// A per-symbol failure inside a batch, serialised as `{ "symbol", "error", "code" }`.
+/// A per-symbol failure inside a batch, serialised as `{ "symbol", "input", "error", "code" }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SymbolError {
-    /// The symbol exactly as the caller wrote it.
+    /// The canonical symbol (`sz000001`) when the input parsed, else the input as written:
+    /// answers pair with requests however the caller spelled them.
     pub symbol: String,
+    /// The symbol exactly as the caller wrote it.
+    #[serde(default)]
+    pub input: String,
     /// A human-readable message.
     pub error: String,
     /// The stable code from [`Error::code`].
@@ -97,9 +119,12 @@ pub struct SymbolError {
 }
 
 impl SymbolError {
-    pub fn new(symbol: impl Into<String>, err: &Error) -> Self {
+    /// The error for `input`, as the caller wrote it.
+    pub fn new(input: impl Into<String>, err: &Error) -> Self {
+        let input = input.into();
         SymbolError {
-            symbol: symbol.into(),
+            symbol: crate::Symbol::parse(&input).map_or_else(|_| input.clone(), |s| s.key()),
+            input,
             error: err.to_string(),
             code: err.code().to_string(),
         }
@@ -140,8 +165,32 @@ mod tests {
             Error::Config(s()),
             Error::Storage(s()),
         ];
+        // One example of every variant: adding a variant fails to compile here until it has
+        // an index, and then this test until it has an example whose code is listed.
+        let index = |e: &Error| match e {
+            Error::InvalidSymbol { .. } => 0,
+            Error::NotFound { .. } => 1,
+            Error::Timeout { .. } => 2,
+            Error::Upstream { .. } => 3,
+            Error::Parse { .. } => 4,
+            Error::Unavailable { .. } => 5,
+            Error::Config(_) => 6,
+            Error::Storage(_) => 7,
+            Error::Relayed { .. } => 8,
+        };
+        let mut covered: Vec<usize> = all.iter().map(index).collect();
+        covered.push(index(&Error::relayed("timeout", s())));
+        assert_eq!(covered, (0..=8).collect::<Vec<_>>());
         let codes: Vec<&str> = all.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);
+        for e in &all {
+            // A relayed error keeps the status of the error it relays.
+            assert_eq!(
+                Error::relayed(e.code(), s()).http_status(),
+                e.http_status(),
+                "{e}"
+            );
+        }
         for code in Error::CODES {
             assert_eq!(Error::relayed(code, s()).code(), code);
         }

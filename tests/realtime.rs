@@ -450,8 +450,8 @@ async fn unknown_codes_are_not_found_and_do_not_spoil_the_batch() {
     assert!(entries[0].quote().is_some() && entries[2].quote().is_some());
     let err = entries[1].error().unwrap();
     assert_eq!(
-        (err.symbol.as_str(), err.code.as_str()),
-        ("603999", "not_found")
+        (err.symbol.as_str(), err.input.as_str(), err.code.as_str()),
+        ("sh603999", "603999", "not_found")
     );
     // The unknown code was asked of each provider in turn; the known ones only of Sina.
     assert_eq!(
@@ -647,6 +647,7 @@ async fn json_field_names_are_the_compatibility_promise() {
         "timestamp",
         "cache_hit",
         "cache_source",
+        "stale",
         "source",
         "market_status",
     ]
@@ -1012,4 +1013,28 @@ async fn stale_answers_are_bounded_by_max_stale() {
             "max {max} s, age {age} s: {answer:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn error_entries_carry_the_canonical_symbol_and_the_input() {
+    let mock = mock().await;
+    let db = builder(&mock, ManualClock::trading(), None)
+        .build()
+        .await
+        .unwrap();
+    let entries = db
+        .get_realtime_data_batch(&["603999.SH", "nonsense", "000001.SZ"])
+        .await;
+    let json = serde_json::to_value(&entries).unwrap();
+    assert_eq!(json[0]["symbol"], "sh603999");
+    assert_eq!(json[0]["input"], "603999.SH");
+    assert_eq!(json[0]["code"], "not_found");
+    assert_eq!(
+        (json[1]["symbol"].as_str(), json[1]["input"].as_str()),
+        (Some("nonsense"), Some("nonsense"))
+    );
+    assert_eq!(
+        json[2]["symbol"], "000001",
+        "a quote keeps its 6-digit symbol"
+    );
 }

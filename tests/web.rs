@@ -429,9 +429,19 @@ async fn invalid_symbols_are_errors_with_codes() {
     assert_eq!(list[0]["name"], "浦发银行");
     assert_eq!(
         list[1],
-        json!({"symbol": "abc", "code": "invalid_symbol", "error": list[1]["error"]})
+        json!({"symbol": "abc", "input": "abc", "code": "invalid_symbol", "error": list[1]["error"]})
     );
     assert_eq!(list[2]["code"], "not_found");
+    assert_eq!(
+        (list[2]["symbol"].as_str(), list[2]["input"].as_str()),
+        (Some("sh603999"), Some("603999"))
+    );
+    assert_eq!(QuantDB::normalize_symbol("000001.SZ").unwrap(), "sz000001");
+    let bad = QuantDB::normalize_symbol("sx000001").unwrap_err();
+    assert_eq!(
+        Reflect::get(&bad, &"code".into()).unwrap(),
+        "invalid_symbol"
+    );
     assert_eq!(list[3]["code"], "invalid_symbol");
     let err = JsFuture::from(db.get_realtime_data("12345".into(), None))
         .await

@@ -73,13 +73,7 @@ fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Respons
 
 /// The HTTP status for an error about one symbol.
 fn status_of(err: &Error) -> StatusCode {
-    match err.code() {
-        "invalid_symbol" => StatusCode::BAD_REQUEST,
-        "not_found" => StatusCode::NOT_FOUND,
-        "timeout" => StatusCode::GATEWAY_TIMEOUT,
-        "config_error" | "storage_error" => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_GATEWAY,
-    }
+    StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::BAD_GATEWAY)
 }
 
 /// The longest `client_timeout` accepted.

@@ -18,156 +18,10 @@ use crate::transport::FixedClock;
 
 use super::objects;
 
+/// The TypeScript declarations of the package (`types.d.ts`, checked against the Rust types
+/// by `tests/types.rs`).
 #[wasm_bindgen(typescript_custom_section)]
-const TYPES: &str = r#"
-/** An upstream. */
-export type Provider = "sina" | "tencent" | "eastmoney" | "relay";
-
-/** Stable error codes, on rejected promises (`error.code`) and batch error entries. */
-export type ErrorCode =
-  | "invalid_symbol" | "not_found" | "timeout" | "upstream_error" | "parse_error"
-  | "upstream_unavailable" | "config_error" | "storage_error";
-
-export type MarketPhase =
-  | "pre_open" | "opening_auction" | "trading" | "lunch_break" | "closing_auction"
-  | "after_close" | "closed";
-
-export interface OpenOptions {
-  /**
-   * Base URL of a quantdb relay (`quantdb serve`). Without `providers`, the client then asks
-   * only the relay; it still keeps its own memory and IndexedDB tiers.
-   */
-  relayUrl?: string;
-  /** Base URL that answers like hq.sinajs.cn, e.g. a CORS proxy that adds Sina's Referer. */
-  sinaUrl?: string;
-  /** Base URL that answers like qt.gtimg.cn (a CORS proxy). */
-  tencentUrl?: string;
-  /** Base URL that answers like push2.eastmoney.com (a CORS proxy). */
-  eastmoneyUrl?: string;
-  /**
-   * Providers to try, in order. Default: the relay if `relayUrl` is set, else the upstreams
-   * whose URL is set (sina, tencent, eastmoney order), else all three public hosts.
-   */
-  providers?: Provider[];
-  /** IndexedDB database name. Default "quantdb". */
-  dbName?: string;
-  /** Keep quotes in IndexedDB across reloads. Default true. */
-  persistent?: boolean;
-  /** Quotes kept in memory. Default 10000. */
-  memoryCapacity?: number;
-  /** TTL during trading sessions, seconds. Default 30. */
-  ttlTradingSeconds?: number;
-  /** TTL outside trading sessions, seconds. Default 60. */
-  ttlClosedSeconds?: number;
-  /** "until_next_open" keeps settled after-close quotes until the next session. Default "fixed". */
-  ttlMode?: "fixed" | "until_next_open";
-  /** Timeout of each upstream request, milliseconds. Default 5000. */
-  timeoutMs?: number;
-  /** Upstream requests in flight at once. Default 8. */
-  maxConcurrentRequests?: number;
-  /**
-   * When every upstream fails for a symbol, answer its last quote (marked `stale: true`) if
-   * it is at most this many seconds old; 0 never answers stale. Default: until the next
-   * trading session starts after the quote was fetched.
-   */
-  maxStaleSeconds?: number;
-  /**
-   * A testing aid: run on a clock stopped at this instant (ISO 8601 with an offset, e.g.
-   * "2026-11-30T10:00:00+08:00") instead of the system clock.
-   */
-  now?: string;
-  /** Extra exchange closure dates, "YYYY-MM-DD". */
-  extraClosures?: string[];
-}
-
-export interface FetchOptions {
-  /** Skip the caches and ask the upstream; the answer refreshes the caches. */
-  forceRefresh?: boolean;
-}
-
-export interface Quote {
-  /** The 6-digit code. */
-  symbol: string;
-  exchange: "SH" | "SZ" | "BJ";
-  name: string;
-  current_price: number;
-  change: number;
-  change_percent: number;
-  /** null when there was no trade today. */
-  open: number | null;
-  high: number | null;
-  low: number | null;
-  prev_close: number;
-  /** Shares. */
-  volume: number;
-  /** Yuan. */
-  amount: number;
-  /** The upstream's time for the quote, ISO 8601 with +08:00. */
-  quote_time: string | null;
-  /** When it was fetched, ISO 8601 with +08:00. */
-  timestamp: string;
-  cache_hit: boolean;
-  cache_source: "memory" | "disk" | "network";
-  /**
-   * true: an expired quote, answered because every upstream failed for this symbol;
-   * `cache_source` says which tier kept it. false on every other quote.
-   */
-  stale: boolean;
-  source: Provider;
-  market_status: MarketPhase | "suspended";
-}
-
-/** A batch entry for a symbol that could not be answered. */
-export interface SymbolError {
-  /** The symbol as it was written in the request. */
-  symbol: string;
-  error: string;
-  code: ErrorCode;
-}
-
-export type BatchEntry = Quote | SymbolError;
-
-export interface CacheStats {
-  memory_hits: number;
-  persistent_hits: number;
-  misses: number;
-  hit_rate: number;
-  upstream_requests: number;
-  upstream_failures: number;
-  symbols_fetched: number;
-  coalesced_waits: number;
-  /** Expired quotes answered (marked stale) because every upstream failed. */
-  stale_served: number;
-  errors: number;
-  corrupt_entries: number;
-  store_errors: number;
-  /**
-   * Reads of IndexedDB: one per batch that missed memory, one per getCachedBatch that missed
-   * memory. A memory hit reads none.
-   */
-  persistent_reads: number;
-  /** Quotes written to IndexedDB, behind the answers. */
-  persistent_writes: number;
-  /** Quotes not written to IndexedDB because the write queue was full (kept in memory). */
-  persistent_writes_dropped: number;
-  /** Quotes waiting to be written to IndexedDB now; `flush()` waits for them. */
-  persistent_pending: number;
-  memory_entries: number;
-  memory_capacity: number;
-  /** null when the persistent tier is off. */
-  persistent_entries: number | null;
-  /** false when IndexedDB is unavailable or failed: the client works from memory. */
-  persistent_enabled: boolean;
-  ttl_seconds: number;
-  market_phase: MarketPhase;
-  calendar_covers_today: boolean;
-}
-
-/** What a QuantDB promise rejects with. */
-export interface QuantDBError extends Error {
-  code: ErrorCode;
-}
-"#;
+const TYPES: &str = include_str!("types.d.ts");
 
 #[wasm_bindgen]
 extern "C" {
@@ -408,6 +262,16 @@ impl QuantDB {
             let quotes = db.get_cached(&symbols).await;
             objects::quotes(&quotes).map_or_else(|| to_js(&quotes), Ok)
         })
+    }
+
+    /// The canonical form of a symbol, as batch answers name it: `000001.SZ`, `SZ000001` and
+    /// `000001` all give `sz000001`. Throws a `QuantDBError` (`invalid_symbol`) naming what
+    /// is wrong.
+    #[wasm_bindgen(js_name = normalizeSymbol)]
+    pub fn normalize_symbol(input: &str) -> Result<String, JsValue> {
+        crate::symbol::Symbol::parse(input)
+            .map(|s| s.key())
+            .map_err(|e| js_error(&e))
     }
 
     /// Hits, misses, hit rate, upstream requests, entries per tier, the TTL and market phase now.

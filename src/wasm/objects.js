@@ -1,7 +1,7 @@
 // Builds the objects of an answer from the buffers src/wasm/objects.rs encodes, in one call
 // instead of one per field. Keys are in the order of the Rust structs, as in the native JSON.
 //
-// nums: per entry, 1 then the 19 fields of a Quote, or 0 then the 3 of a SymbolError; a
+// nums: per entry, 1 then the 19 fields of a Quote, or 0 then the 4 of a SymbolError; a
 // string field is an index into the strings (-1 for null), NaN a number that is null.
 // ends: where each string ends in `text`, in UTF-16 code units.
 export function buildEntries(nums, ends, text) {
@@ -39,8 +39,13 @@ export function buildEntries(nums, ends, text) {
       });
       i += 20;
     } else {
-      out.push({ symbol: strings[nums[i + 1]], error: strings[nums[i + 2]], code: strings[nums[i + 3]] });
-      i += 4;
+      out.push({
+        symbol: strings[nums[i + 1]],
+        input: strings[nums[i + 2]],
+        error: strings[nums[i + 3]],
+        code: strings[nums[i + 4]],
+      });
+      i += 5;
     }
   }
   return out;

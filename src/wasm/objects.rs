@@ -192,17 +192,20 @@ impl Encoder {
         Some(())
     }
 
-    /// 4 numbers: `ERROR`, then the fields in declaration order.
+    /// 5 numbers: `ERROR`, then the fields in declaration order.
     fn error(&mut self, e: &SymbolError) {
         let SymbolError {
             symbol,
+            input,
             error,
             code,
         } = e;
         let symbol = self.strings.push(symbol);
+        let input = self.strings.push(input);
         let error = self.strings.push(error);
         let code = self.strings.push(code);
-        self.nums.extend_from_slice(&[ERROR, symbol, error, code]);
+        self.nums
+            .extend_from_slice(&[ERROR, symbol, input, error, code]);
     }
 
     fn build(self) -> js_sys::Array {
