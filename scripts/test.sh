@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what it needs first (idempotent: scripts/install-toolchain.sh),
-# then: format and lint checks (native and wasm32), the native tests (unit, integration
-# against the mock upstream, CLI, doc tests, benchmarks in test mode), the browser tests in
-# headless Chromium, and the packed npm package in Chromium against the native CLI.
+# then: format and lint checks (native and wasm32), the API docs (warnings denied), the
+# native tests (unit, integration against the mock upstream, CLI, doc tests, benchmarks in
+# test mode), the browser tests in headless Chromium, and the packed npm package in Chromium
+# against the native CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-toolchain.sh
@@ -10,6 +11,9 @@ echo "[test] format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
+echo "[test] docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --target wasm32-unknown-unknown
 echo "[test] native"
 cargo test --all-targets
 cargo test --doc

@@ -75,6 +75,7 @@ impl MarketPhase {
         )
     }
 
+    /// The phase's name as serialised: `trading`, `lunch_break`, ...
     pub fn as_str(self) -> &'static str {
         match self {
             MarketPhase::PreOpen => "pre_open",
@@ -205,8 +206,11 @@ pub enum TtlMode {
 /// the next session, whatever the TTLs say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TtlPolicy {
+    /// Fixed TTLs, or until the next open after a settled close.
     pub mode: TtlMode,
+    /// The TTL during trading sessions.
     pub trading: Duration,
+    /// The TTL outside them.
     pub closed: Duration,
 }
 

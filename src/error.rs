@@ -7,25 +7,58 @@ use serde::{Deserialize, Serialize};
 pub enum Error {
     /// The text is not a symbol quantdb understands.
     #[error("invalid symbol {input:?}: {reason}")]
-    InvalidSymbol { input: String, reason: String },
+    InvalidSymbol {
+        /// The text as given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Every configured upstream answered, and none knows this symbol.
     #[error("symbol {symbol} is not known to any upstream ({providers})")]
-    NotFound { symbol: String, providers: String },
+    NotFound {
+        /// The symbol, as its upstream key.
+        symbol: String,
+        /// The providers asked, comma-separated.
+        providers: String,
+    },
     /// An upstream request did not answer in time.
     #[error("{provider} did not answer within {timeout_ms} ms")]
-    Timeout { provider: String, timeout_ms: u64 },
+    Timeout {
+        /// The provider asked.
+        provider: String,
+        /// The timeout that passed.
+        timeout_ms: u64,
+    },
     /// An upstream answered with an error status or could not be reached.
     #[error("{provider} request failed: {message}")]
-    Upstream { provider: String, message: String },
+    Upstream {
+        /// The provider asked.
+        provider: String,
+        /// The host and what failed: connect, status, answer size.
+        message: String,
+    },
     /// An upstream answered something that could not be parsed.
     #[error("{provider} answered an unreadable body: {message}")]
-    Parse { provider: String, message: String },
+    Parse {
+        /// The provider asked.
+        provider: String,
+        /// What could not be read.
+        message: String,
+    },
     /// Several upstreams were tried and every one failed.
     #[error("no upstream answered: {}", attempts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Unavailable { attempts: Vec<Error> },
+    Unavailable {
+        /// Each provider's failure, in the order they were asked.
+        attempts: Vec<Error>,
+    },
     /// An error a relay reported for a symbol, with the relay's code.
     #[error("{message}")]
-    Relayed { code: &'static str, message: String },
+    Relayed {
+        /// The relay's code (one of [`Error::CODES`]).
+        code: &'static str,
+        /// The relay's message.
+        message: String,
+    },
     /// The configuration given to the builder is not usable.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -131,6 +164,7 @@ impl SymbolError {
     }
 }
 
+/// A result with quantdb's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

@@ -25,13 +25,21 @@ pub enum CacheSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MarketStatus {
+    /// Before 09:15 on a trading day.
     PreOpen,
+    /// 09:15 to 09:30.
     OpeningAuction,
+    /// Continuous trading, 09:30 to 11:30 and 13:00 to 14:57.
     Trading,
+    /// 11:30 to 13:00.
     LunchBreak,
+    /// 14:57 to 15:00.
     ClosingAuction,
+    /// After 15:00 on a trading day.
     AfterClose,
+    /// A weekend or holiday.
     Closed,
+    /// No trade in a session where the stock should have traded.
     Suspended,
 }
 
@@ -55,16 +63,23 @@ impl From<MarketPhase> for MarketStatus {
 pub struct Quote {
     /// The 6-digit code, e.g. `600000`.
     pub symbol: String,
+    /// Where it is listed.
     pub exchange: Exchange,
+    /// Its name, as the upstream gives it (Chinese).
     pub name: String,
     /// The last price; for a stock with no trade today, the previous close.
     pub current_price: f64,
+    /// `current_price - prev_close`, rounded to 3 decimals.
     pub change: f64,
+    /// The change in percent of the previous close, rounded to 2 decimals.
     pub change_percent: f64,
     /// `null` when there was no trade today.
     pub open: Option<f64>,
+    /// Today's high; `null` when there was no trade today.
     pub high: Option<f64>,
+    /// Today's low; `null` when there was no trade today.
     pub low: Option<f64>,
+    /// The previous session's close.
     pub prev_close: f64,
     /// Shares.
     pub volume: u64,
@@ -76,6 +91,7 @@ pub struct Quote {
     pub timestamp: DateTime<FixedOffset>,
     /// Whether this answer came from a cache tier.
     pub cache_hit: bool,
+    /// The tier that answered.
     pub cache_source: CacheSource,
     /// An expired quote, answered because every upstream failed (`cache_source` says which
     /// tier kept it). `false` on every other quote.
@@ -83,6 +99,7 @@ pub struct Quote {
     pub stale: bool,
     /// The upstream that answered.
     pub source: Provider,
+    /// The market phase when it was fetched, or `suspended`.
     pub market_status: MarketStatus,
 }
 
@@ -115,11 +132,14 @@ impl Quote {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum BatchEntry {
+    /// The symbol's quote.
     Quote(Quote),
+    /// Why there is none.
     Error(SymbolError),
 }
 
 impl BatchEntry {
+    /// The quote, if this entry is one.
     pub fn quote(&self) -> Option<&Quote> {
         match self {
             BatchEntry::Quote(q) => Some(q),
@@ -127,6 +147,7 @@ impl BatchEntry {
         }
     }
 
+    /// The error, if this entry is one.
     pub fn error(&self) -> Option<&SymbolError> {
         match self {
             BatchEntry::Quote(_) => None,
@@ -139,14 +160,23 @@ impl BatchEntry {
 /// non-numeric values are `None`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RawQuote {
+    /// The symbol the record is for.
     pub symbol: Option<Symbol>,
+    /// The name, decoded.
     pub name: String,
+    /// The last price (0 or missing when there was no trade).
     pub price: Option<f64>,
+    /// The previous close.
     pub prev_close: Option<f64>,
+    /// Today's open.
     pub open: Option<f64>,
+    /// Today's high.
     pub high: Option<f64>,
+    /// Today's low.
     pub low: Option<f64>,
+    /// Shares.
     pub volume: Option<f64>,
+    /// Yuan.
     pub amount: Option<f64>,
     /// Exchange-local time of the quote.
     pub time: Option<NaiveDateTime>,

@@ -68,13 +68,17 @@ pub struct CacheStats {
     pub persistent_writes_dropped: u64,
     /// Quotes waiting to be written now.
     pub persistent_pending: usize,
+    /// Answers held in memory (quotes, and symbols no upstream knows).
     pub memory_entries: usize,
+    /// The most the memory tier holds.
     pub memory_capacity: usize,
     /// `null` when the persistent tier is off.
     pub persistent_entries: Option<usize>,
+    /// Whether the persistent tier is in use (off when it could not be opened or failed).
     pub persistent_enabled: bool,
     /// The TTL a quote fetched now would get, in seconds.
     pub ttl_seconds: u64,
+    /// The market phase now.
     pub market_phase: MarketPhase,
     /// Whether the holiday calendar covers today (outside it, weekdays count as open).
     pub calendar_covers_today: bool,

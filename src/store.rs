@@ -14,7 +14,9 @@ use crate::symbol::{Exchange, Symbol};
 /// What the persistent tier holds for one symbol.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stored {
+    /// The entry, with its fetch time.
     Found(Quote),
+    /// Nothing stored for the symbol.
     Missing,
     /// Something is there but it is not a readable entry of ours (treated as a miss).
     Corrupt(String),
@@ -44,15 +46,21 @@ pub trait Store: MaybeSendSync {
 /// some other program or an older layout reads as corrupt instead of as a wrong quote.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Record {
+    /// Always [`Record::FORMAT`].
     pub format: String,
+    /// Always [`Record::VERSION`].
     pub version: u32,
+    /// The quote stored.
     pub quote: Quote,
 }
 
 impl Record {
+    /// The format tag of a record.
     pub const FORMAT: &'static str = "quantdb.quote";
+    /// The version of the record layout.
     pub const VERSION: u32 = 1;
 
+    /// A quote as a record's JSON.
     pub fn encode(quote: &Quote) -> Result<Vec<u8>, Error> {
         #[derive(serde::Serialize)]
         struct RecordRef<'a> {

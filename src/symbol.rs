@@ -157,6 +157,7 @@ impl Symbol {
         Symbol::new(Exchange::from_tag(&key[..2])?, &key[2..])
     }
 
+    /// Where it is listed.
     pub fn exchange(&self) -> Exchange {
         self.exchange
     }

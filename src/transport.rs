@@ -9,7 +9,9 @@ use crate::platform::{BoxFuture, MaybeSendSync};
 /// A GET request to an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
+    /// The whole URL, query included.
     pub url: String,
+    /// Headers to send (Sina's Referer).
     pub headers: Vec<(&'static str, String)>,
     /// The largest answer body accepted (bytes): what the upstream can legitimately send
     /// for the symbols asked, never more than [`MAX_BODY_BYTES`].
@@ -19,7 +21,9 @@ pub struct HttpRequest {
 /// An upstream's answer: its status and raw body bytes (decoding happens in the core).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
+    /// The HTTP status.
     pub status: u16,
+    /// The body, as sent.
     pub body: Vec<u8>,
 }
 
@@ -55,6 +59,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where the engine gets the time. Tests inject their own.
 pub trait Clock: MaybeSendSync {
+    /// The current instant.
     fn now(&self) -> DateTime<Utc>;
 }
 

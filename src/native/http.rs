@@ -15,6 +15,7 @@ pub struct ReqwestTransport {
 }
 
 impl ReqwestTransport {
+    /// A client with rustls, no redirects, and quantdb's user agent.
     pub fn new() -> Result<Self, Error> {
         // Redirects are not followed: a request goes to the configured address only.
         let client = reqwest::Client::builder()

@@ -40,8 +40,10 @@ pub enum Provider {
 
 impl Provider {
     /// The three public upstreams, in the default order.
+    /// The public upstreams, in the default order.
     pub const ALL: [Provider; 3] = [Provider::Sina, Provider::Tencent, Provider::Eastmoney];
 
+    /// The provider's name as serialised: `sina`, `tencent`, `eastmoney`, `relay`.
     pub fn name(self) -> &'static str {
         match self {
             Provider::Sina => "sina",
