@@ -222,6 +222,7 @@ async fn results_have_exactly_the_native_field_names() {
             "prev_close",
             "quote_time",
             "source",
+            "stale",
             "symbol",
             "timestamp",
             "volume"
