@@ -23,7 +23,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<Parsed>, String> {
 
 /// Fields read: 0 name, 1 open, 2 previous close, 3 price, 4 high, 5 low, 8 volume (shares;
 /// lots for a Shanghai index, `sh000xxx`, while Shenzhen indices are in shares), 9 amount
-/// (yuan), 30 date, 31 time. Extra trailing fields are ignored.
+/// (yuan), 30 date, 31 time, and 32 the status when there: `00` trading, `03` suspended,
+/// `-2` terminated and `-3` delisted (every price 0, the previous close included). Extra
+/// trailing fields are ignored.
 const FIELDS: usize = 32;
 
 /// One record; `None` for an unknown code (empty value), an error for a short record.
@@ -33,12 +35,17 @@ fn record(symbol: Symbol, value: &[u8]) -> Result<Option<RawQuote>, String> {
     }
     let mut f: [&[u8]; FIELDS] = [&[]; FIELDS];
     let mut count = 0;
-    for (slot, field) in f.iter_mut().zip(split_bytes(value, b',')) {
+    let mut fields = split_bytes(value, b',');
+    for (slot, field) in f.iter_mut().zip(&mut fields) {
         *slot = field;
         count += 1;
     }
     if count < FIELDS {
         return Err(format!("{count} fields, {FIELDS} needed"));
+    }
+    // A terminated or delisted listing is no quote: not a quote with zero prices.
+    if matches!(fields.next().map(<[u8]>::trim_ascii), Some(b"-2" | b"-3")) {
+        return Ok(None);
     }
     let (d, t) = (f[30].trim_ascii(), f[31].trim_ascii());
     let time = date_time([
@@ -82,6 +89,16 @@ mod tests {
 
     fn gbk(s: &str) -> Vec<u8> {
         encoding_rs::GBK.encode(s).0.into_owned()
+    }
+
+    #[test]
+    fn terminated_and_delisted_listings_are_no_quote() {
+        for status in ["-2", "-3"] {
+            let line = SAMPLE.replace(",00,D|", &format!(",{status},D|"));
+            assert_eq!(parse(&gbk(&line)).unwrap(), vec![], "{status}");
+        }
+        let suspended = SAMPLE.replace(",00,D|", ",03,D|");
+        assert_eq!(parse(&gbk(&suspended)).unwrap().len(), 1);
     }
 
     #[test]

@@ -31,6 +31,11 @@ fn record(symbol: Symbol, value: &[u8]) -> Result<Option<RawQuote>, String> {
     if f.len() < 35 {
         return Err(format!("{} fields, 35 needed", f.len()));
     }
+    // Field 40 is a status flag: `S` suspended (handled as any day without trades), `D`
+    // delisted, `U` and `C` codes that moved: those are no quote, not one with stale prices.
+    if matches!(f.get(40).map(|s| s.trim()), Some("D" | "U" | "C")) {
+        return Ok(None);
+    }
     let volume_unit = if symbol.is_star() { 1.0 } else { 100.0 };
     let volume = |i: usize| f.get(i).and_then(|v| num(v)).map(|v| v * volume_unit);
     // Field 35 is `price/volume/amount` with the amount in yuan; field 37 is in 10,000 yuan.
@@ -69,6 +74,21 @@ mod tests {
 
     fn gbk(s: &str) -> Vec<u8> {
         encoding_rs::GBK.encode(s).0.into_owned()
+    }
+
+    #[test]
+    fn delisted_and_moved_codes_are_no_quote() {
+        let mut fields: Vec<String> = SAMPLE
+            .trim_end_matches("\";")
+            .split('~')
+            .map(String::from)
+            .collect();
+        fields.resize(45, String::new());
+        for (flag, quotes) in [("D", 0), ("U", 0), ("C", 0), ("S", 1), ("", 1)] {
+            fields[40] = flag.into();
+            let body = fields.join("~") + "\";";
+            assert_eq!(parse(&gbk(&body)).unwrap().len(), quotes, "{flag:?}");
+        }
     }
 
     #[test]
