@@ -3,10 +3,6 @@
 //! built in process, no server. Run with `cargo bench --bench memory`.
 //! (Native only: on wasm32 this target is empty.)
 
-#[cfg(not(target_arch = "wasm32"))]
-#[path = "../tests/support/mock_upstream.rs"]
-mod mock_upstream;
-
 #[cfg(target_arch = "wasm32")]
 fn main() {}
 
@@ -17,7 +13,6 @@ fn main() {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use super::mock_upstream;
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::sync::atomic::{AtomicIsize, Ordering};
 

@@ -5,10 +5,6 @@
 //! Run with `cargo bench --bench quotes`.
 //! (Native only: on wasm32 this target is empty.)
 
-#[cfg(not(target_arch = "wasm32"))]
-#[path = "../tests/support/mock_upstream.rs"]
-mod mock_upstream;
-
 #[cfg(target_arch = "wasm32")]
 fn main() {}
 
@@ -17,7 +13,6 @@ criterion::criterion_main!(native::benches);
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use super::mock_upstream;
     use std::cell::RefCell;
     use std::hint::black_box;
     use std::time::Duration;

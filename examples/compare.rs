@@ -15,10 +15,6 @@
 //! cold call, `flush()` (untimed) waits for the persistent tier's background writes.
 //! (Native only: on wasm32 this target is empty.)
 
-#[cfg(not(target_arch = "wasm32"))]
-#[path = "../tests/support/mock_upstream.rs"]
-mod mock_upstream;
-
 #[cfg(target_arch = "wasm32")]
 fn main() {}
 
@@ -35,7 +31,7 @@ mod native {
     use clap::Parser;
     use quantdb::{Provider, QuantDb};
 
-    use super::mock_upstream::MockUpstream;
+    use mock_upstream::MockUpstream;
 
     type Res<T> = Result<T, Box<dyn std::error::Error>>;
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Builds the npm package into pkg/ (web and bundler builds from wasm-pack, plus pkg-template/),
-# packs it into artifacts/quantdb-<version>.tgz, and prints the .wasm size raw and gzipped.
+# Builds the npm package into pkg/ (the library as a cdylib for wasm32, web and bundler builds
+# from wasm-bindgen, plus pkg-template/), packs it into artifacts/quantdb-<version>.tgz, and
+# prints the .wasm size raw and gzipped. The library is an rlib for Rust dependents; the
+# cdylib is asked for here only (`cargo rustc --crate-type cdylib`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 rm -rf pkg
+cargo rustc -q -p quantdb --lib --crate-type cdylib --target wasm32-unknown-unknown --profile wasm-release
+wasm=target/wasm32-unknown-unknown/wasm-release/quantdb.wasm
 for target in web bundler; do
-  wasm-pack build --profile wasm-release --target "$target" --out-dir "pkg/$target" --out-name quantdb --no-pack
-  rm -f "pkg/$target/.gitignore" "pkg/$target/README.md" "pkg/$target/LICENSE"
+  wasm-bindgen --target "$target" --out-dir "pkg/$target" --out-name quantdb "$wasm"
 done
 # Size: wasm-opt from the npm package binaryen (scripts/package.json), same bytes for both builds.
 opt=scripts/node_modules/.bin/wasm-opt

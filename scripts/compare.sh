@@ -6,7 +6,7 @@
 #
 #   scripts/compare.sh [--runs N] [--latency-ms N]
 #
-# Builds examples/compare.rs and the mock (release), starts one mock on a free port, installs
+# Builds examples/compare.rs and the mock (release, mock-upstream/), starts one mock on a free port, installs
 # easyquotation into a temporary virtual environment (the only network use: PyPI) and runs
 # both drivers (examples/compare.rs, scripts/compare_easyquotation.py) against that mock.
 set -euo pipefail
@@ -33,8 +33,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "[compare] building (release)" >&2
-cargo build --release -q --example mock_upstream --example compare
-bin=${CARGO_TARGET_DIR:-target}/release/examples
+cargo build --release -q -p mock-upstream
+cargo build --release -q -p quantdb --example compare
+bin=${CARGO_TARGET_DIR:-target}/release
 
 echo "[compare] installing easyquotation==$EASYQUOTATION_VERSION into a temporary venv" >&2
 python3 -m venv "$tmp/venv"
@@ -56,12 +57,12 @@ if [ -z "$url" ]; then
 fi
 echo "[compare] mock upstream at $url, ${latency} ms latency, $runs runs a case" >&2
 
-"$bin/compare" --print-keys >"$tmp/keys.txt"
+"$bin/examples/compare" --print-keys >"$tmp/keys.txt"
 echo "[compare] easyquotation" >&2
 "$tmp/venv/bin/python" scripts/compare_easyquotation.py --url "$url" --keys "$tmp/keys.txt" \
   --runs "$runs" >"$tmp/results.jsonl"
 echo "[compare] quantdb" >&2
-"$bin/compare" --url "$url" --runs "$runs" >>"$tmp/results.jsonl"
+"$bin/examples/compare" --url "$url" --runs "$runs" >>"$tmp/results.jsonl"
 
 "$tmp/venv/bin/python" - "$tmp/results.jsonl" "$latency" "$runs" <<'EOF'
 import json, sys

@@ -15,7 +15,7 @@ if [ ! -f "$tarball" ] || [ -n "$(find src pkg-template Cargo.toml Cargo.lock -n
   scripts/build-pkg.sh
 fi
 (cd web-demo && npm install --no-save --no-audit --no-fund --prefer-offline "../$tarball" >/dev/null)
-cargo build -q --bin quantdb --example mock_upstream
+cargo build -q -p quantdb-cli -p mock-upstream
 
 workdir=$(mktemp -d)
 pids=()
@@ -49,7 +49,7 @@ start() {
   return 1
 }
 
-start mock "mock upstream listening on" target/debug/examples/mock_upstream --port "$MOCK_PORT"
+start mock "mock upstream listening on" target/debug/mock_upstream --port "$MOCK_PORT"
 mock=$url
 export QUANTDB_SINA_URL=$mock QUANTDB_TENCENT_URL=$mock QUANTDB_EASTMONEY_URL=$mock
 start relay "quantdb relay listening on" target/debug/quantdb --cache-dir "$workdir/cache" serve --port "$RELAY_PORT"

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, idempotently: the wasm32 target, Debian's Chromium and
-# ChromeDriver, wasm-bindgen-cli and wasm-pack at the versions Cargo.lock expects, and the
+# ChromeDriver, wasm-bindgen-cli at the version Cargo.lock expects, and the
 # npm tools of scripts/package.json (playwright-core, binaryen's wasm-opt). Each step is
 # skipped when already in place at the right version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130
-WASM_PACK_VERSION=0.15.1
 
 log() { printf '[install] %s\n' "$*"; }
 
@@ -30,10 +29,6 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
   cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK_VERSION" ]; then
-  log "installing wasm-pack $WASM_PACK_VERSION"
-  cargo install -q wasm-pack --version "$WASM_PACK_VERSION" --force
-fi
 for tool in node npm gzip; do
   command -v "$tool" >/dev/null || { echo "[install] $tool is missing" >&2; exit 1; }
 done

@@ -4,9 +4,9 @@
 # Meant to be sourced-free: callers read the URL and kill the PID when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q --example mock_upstream
+cargo build -q -p mock-upstream
 log=$(mktemp)
-target/debug/examples/mock_upstream --port 0 "$@" >"$log" 2>&1 &
+target/debug/mock_upstream --port 0 "$@" >"$log" 2>&1 &
 pid=$!
 [ -n "${MOCK_PID_FILE:-}" ] && echo "$pid" >"$MOCK_PID_FILE"
 for _ in $(seq 1 100); do

@@ -13,11 +13,11 @@ echo "[browser] mock upstream at $url"
 export QUANTDB_MOCK_URL=$url
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
-cargo test --target wasm32-unknown-unknown --tests
+cargo test -p quantdb --target wasm32-unknown-unknown --tests
 
 scripts/build-pkg.sh
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-cargo build -q --bin quantdb --example mock_upstream
+cargo build -q -p quantdb-cli -p mock-upstream
 node scripts/check-pkg.mjs "artifacts/quantdb-$version.tgz" target/debug/quantdb
 # The package's speed in Chromium, a few iterations so that the benchmark keeps working
 # (full run: node scripts/bench-browser.mjs).

@@ -9,14 +9,15 @@ cd "$(dirname "$0")/.."
 scripts/install-toolchain.sh
 echo "[test] format and lints"
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
-cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+cargo clippy -p quantdb --lib -- -D warnings     # the lean library: no optional feature
+cargo clippy -p quantdb --all-targets --target wasm32-unknown-unknown -- -D warnings
 echo "[test] docs"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --target wasm32-unknown-unknown
+RUSTDOCFLAGS="-D warnings" cargo doc -p quantdb --no-deps --lib --all-features
+RUSTDOCFLAGS="-D warnings" cargo doc -p quantdb --no-deps --lib --target wasm32-unknown-unknown
 echo "[test] native"
-cargo test --all-targets
-cargo test --doc
+cargo test --workspace --all-features --all-targets
+cargo test --workspace --all-features --doc
 echo "[test] browser"
 scripts/test-browser.sh
 echo "[test] all passed"

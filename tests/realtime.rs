@@ -3,8 +3,6 @@
 
 #[path = "support/common.rs"]
 mod common;
-#[path = "support/mock_upstream.rs"]
-mod mock_upstream;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -4,8 +4,6 @@
 
 #[path = "support/common.rs"]
 mod common;
-#[path = "support/mock_upstream.rs"]
-mod mock_upstream;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -5,8 +5,6 @@
 
 #[path = "support/common.rs"]
 mod common;
-#[path = "support/mock_upstream.rs"]
-mod mock_upstream;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 // End-to-end test of the web demo: the dashboard in headless Chromium, the packed npm package
 // installed into web-demo/node_modules, a real relay (`quantdb serve`) on the mock upstream.
 //
-//   scripts/build-pkg.sh && cargo build --bin quantdb --example mock_upstream
+//   scripts/build-pkg.sh && cargo build -p quantdb-cli -p mock-upstream
 //   node --test web-demo/e2e.test.mjs
 //
 // The steps run in order and build on each other: quotes appear, a reload paints them from
@@ -20,7 +20,7 @@ import { startStaticServer } from "../scripts/static-server.mjs";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const WEB_DEMO = path.join(ROOT, "web-demo");
 const QUANTDB_BIN = path.join(ROOT, "target/debug/quantdb");
-const MOCK_BIN = path.join(ROOT, "target/debug/examples/mock_upstream");
+const MOCK_BIN = path.join(ROOT, "target/debug/mock_upstream");
 const SCREENSHOT = path.join(ROOT, "artifacts/web-demo.png");
 // playwright-core is a dependency of the scripts (scripts/package.json).
 const { chromium } = createRequire(path.join(ROOT, "scripts/package.json"))("playwright-core");
@@ -119,7 +119,7 @@ async function startMock(port) {
 const upstreamRequests = async () => (await mockGet("/__mock/stats")).requests.total;
 
 before(async () => {
-  const build = "build it with `cargo build --bin quantdb --example mock_upstream`";
+  const build = "build it with `cargo build -p quantdb-cli -p mock-upstream`";
   requireFile(QUANTDB_BIN, build);
   requireFile(MOCK_BIN, build);
   installPackage();

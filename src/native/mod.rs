@@ -1,7 +1,9 @@
-//! The native backend: reqwest transport, the file cache, and the relay server.
+//! The native backend: reqwest transport, the file cache, and the relay server (feature
+//! `relay`).
 
 mod file_store;
 mod http;
+#[cfg(feature = "relay")]
 pub mod relay;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeZone, Utc};
 use quantdb::{Clock, Provider, QuantDb, QuantDbBuilder};
 
-use crate::mock_upstream::MockUpstream;
+use mock_upstream::MockUpstream;
 
 /// A clock the test moves by hand.
 pub struct ManualClock(Mutex<DateTime<Utc>>);

@@ -2,25 +2,14 @@
 //! market) until Ctrl-C or SIGTERM.
 //!
 //! ```text
-//! cargo run --example mock_upstream -- --port 18080 --cors --down sina
+//! cargo run -p mock-upstream -- --port 18080 --cors --down sina
 //! ```
-//! (Native only: on wasm32 this target is empty.)
 
-#[cfg(not(target_arch = "wasm32"))]
-#[path = "../tests/support/mock_upstream.rs"]
-mod mock_upstream;
-
-#[cfg(target_arch = "wasm32")]
-fn main() {}
-
-#[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
     native::main()
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use super::mock_upstream;
     use std::net::{IpAddr, SocketAddr};
     use std::process::ExitCode;
     use std::time::Duration;

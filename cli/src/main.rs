@@ -1,14 +1,9 @@
-//! The `quantdb` command-line tool: quotes, cache statistics, cache clearing.
+//! The `quantdb` command-line tool: quotes, cache statistics, cache clearing, the relay.
 
-#[cfg(target_arch = "wasm32")]
-fn main() {}
-
-#[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
     cli::main()
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use std::net::{IpAddr, SocketAddr};
     use std::path::PathBuf;

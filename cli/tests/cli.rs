@@ -1,9 +1,6 @@
 //! The `quantdb` command-line tool, run as a process against the mock upstream.
 #![cfg(not(target_arch = "wasm32"))]
 
-#[path = "support/mock_upstream.rs"]
-mod mock_upstream;
-
 use std::path::Path;
 use std::process::Output;
 

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A mock of the three upstream quote servers, for tests, benchmarks, browser tests and the demo.
 //!
 //! It speaks the wire formats described in `UPSTREAMS.md` over a deterministic synthetic market
@@ -17,8 +16,8 @@
 //! Knobs (latency, failure rate, providers down, CORS, Referer check, price tick) live in shared
 //! state and can be changed from Rust through [`MockUpstream`] or over HTTP.
 //!
-//! This file is included with `#[path = "..."] mod mock_upstream;` by several binaries, so it uses
-//! no `crate::` paths and does not depend on the `quantdb` library.
+//! It does not depend on the `quantdb` library: it is an independent implementation of the
+//! upstreams' formats, so the library's parsers are checked against something they did not write.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
