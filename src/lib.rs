@@ -32,14 +32,18 @@ pub mod stats;
 pub mod store;
 pub mod symbol;
 pub mod transport;
+pub mod upstream;
 mod write_behind;
 
 cfg_if::cfg_if! {
     if #[cfg(target_arch = "wasm32")] {
+        pub mod js;
         pub mod wasm;
         use wasm as backend;
     } else {
         pub mod native;
+        #[cfg(feature = "relay")]
+        pub mod relay;
         use native as backend;
     }
 }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::calendar::{exchange_tz, MarketPhase};
 use crate::error::SymbolError;
-use crate::provider::Provider;
 use crate::symbol::{Exchange, Symbol};
+use crate::upstream::Provider;
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,9 +7,9 @@ use chrono::TimeZone;
 use crate::calendar::exchange_tz;
 use crate::error::Error;
 use crate::platform::{BoxFuture, MaybeSendSync};
-use crate::provider::Provider;
 use crate::quote::{CacheSource, MarketStatus, Quote};
 use crate::symbol::{Exchange, Symbol};
+use crate::upstream::Provider;
 
 /// What the persistent tier holds for one symbol.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{builder, listed_symbols, ManualClock};
 use mock_upstream::{MockConfig, MockUpstream};
-use quantdb::native::relay::{self, RelayConfig};
+use quantdb::relay::{self, RelayConfig};
 use quantdb::{CacheSource, Provider, QuantDb};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,4 +1,4 @@
-//! The npm package's TypeScript declarations (`src/wasm/types.d.ts`) against the Rust types
+//! The npm package's TypeScript declarations (`src/js/types.d.ts`) against the Rust types
 //! they describe: the fields of every answer object, the error codes, the market phases. A
 //! field added on one side and not the other fails here.
 #![cfg(not(target_arch = "wasm32"))]
@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use quantdb::{CacheSource, Error, Exchange, MarketPhase, MarketStatus, Provider, QuantDb, Quote};
 
-const TYPES: &str = include_str!("../src/wasm/types.d.ts");
+const TYPES: &str = include_str!("../src/js/types.d.ts");
 
 /// The field names of `export interface <name> { ... }`.
 fn interface_fields(name: &str) -> BTreeSet<String> {

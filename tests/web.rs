@@ -11,7 +11,8 @@ use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use futures_util::future::{select, Either};
 use gloo_net::http::Request;
 use js_sys::{Object, Reflect};
-use quantdb::wasm::{IdbStore, QuantDB};
+use quantdb::js::QuantDB;
+use quantdb::wasm::IdbStore;
 use quantdb::{
     BatchEntry, BoxFuture, CacheSource, Clock, Error, MarketStatus, Provider, QuantDb,
     QuantDbBuilder, Quote, Store, Stored, Symbol,

@@ -11,7 +11,7 @@ mod cli {
     use std::time::Duration;
 
     use clap::{Parser, Subcommand};
-    use quantdb::native::relay::{self, RelayConfig};
+    use quantdb::relay::{self, RelayConfig};
     use quantdb::{BatchEntry, FetchOptions, FixedClock, Provider, QuantDb, Quote, TtlMode};
     use unicode_width::UnicodeWidthStr;
 

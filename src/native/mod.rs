@@ -1,10 +1,8 @@
-//! The native backend: reqwest transport, the file cache, and the relay server (feature
-//! `relay`).
+//! The native backend: reqwest transport and the file cache. (The relay server built on the
+//! engine is `crate::relay`, feature `relay`.)
 
 mod file_store;
 mod http;
-#[cfg(feature = "relay")]
-pub mod relay;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,14 +1,12 @@
-//! The browser backend: fetch transport, IndexedDB persistence and the JavaScript API.
+//! The browser backend: fetch transport and IndexedDB persistence. (The JavaScript API built
+//! on the engine is `crate::js`.)
 
-mod bindings;
 mod fetch;
 mod idb_store;
-mod objects;
 
 use std::path::Path;
 use std::sync::Arc;
 
-pub use bindings::QuantDB;
 pub use fetch::FetchTransport;
 pub use idb_store::IdbStore;
 

@@ -13,8 +13,8 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::calendar::TtlMode;
 use crate::engine::{FetchOptions, QuantDb};
 use crate::error::Error;
-use crate::provider::Provider;
 use crate::transport::FixedClock;
+use crate::upstream::Provider;
 
 use super::objects;
 

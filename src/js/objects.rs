@@ -16,11 +16,11 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::error::SymbolError;
-use crate::provider::Provider;
 use crate::quote::{BatchEntry, CacheSource, MarketStatus, Quote};
 use crate::symbol::Exchange;
+use crate::upstream::Provider;
 
-#[wasm_bindgen(module = "/src/wasm/objects.js")]
+#[wasm_bindgen(module = "/src/js/objects.js")]
 extern "C" {
     #[wasm_bindgen(js_name = buildEntries)]
     fn build_entries(nums: &[f64], ends: &[u32], text: &str) -> js_sys::Array;

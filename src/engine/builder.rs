@@ -1,0 +1,315 @@
+//! The builder: every setting of a client, checked when it is built.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use lru::LruCache;
+use tokio::sync::Semaphore;
+
+use super::{Inner, MaxStale, QuantDb, Upstream};
+use crate::backend;
+use crate::calendar::{MarketCalendar, TtlMode, TtlPolicy};
+use crate::error::Error;
+use crate::stats::Counters;
+use crate::store::Store;
+use crate::transport::{Clock, SystemClock, Transport};
+use crate::upstream::Provider;
+use crate::write_behind::WriteBehind;
+
+/// The longest upstream timeout accepted (a browser timer cannot wait much longer).
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest TTL accepted: a year.
+const MAX_TTL: Duration = Duration::from_secs(366 * 86_400);
+
+/// Configures a [`QuantDb`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), quantdb::Error> {
+/// use std::time::Duration;
+/// use quantdb::{Provider, QuantDb};
+/// let db = QuantDb::builder()
+///     .cache_dir("/tmp/quotes")
+///     .providers([Provider::Tencent, Provider::Sina])
+///     .base_url(Provider::Tencent, "http://127.0.0.1:18080")
+///     .timeout(Duration::from_secs(2))
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct QuantDbBuilder {
+    memory_capacity: usize,
+    policy: TtlPolicy,
+    providers: Vec<Provider>,
+    base_urls: HashMap<Provider, String>,
+    chunk_sizes: HashMap<Provider, usize>,
+    timeout: Duration,
+    max_concurrent_requests: usize,
+    persistent: bool,
+    write_queue_capacity: usize,
+    max_stale: MaxStale,
+    cache_dir: Option<PathBuf>,
+    db_name: String,
+    closures: Vec<NaiveDate>,
+    clock: Arc<dyn Clock>,
+    transport: Option<Arc<dyn Transport>>,
+    store: Option<Arc<dyn Store>>,
+}
+
+impl Default for QuantDbBuilder {
+    fn default() -> Self {
+        QuantDbBuilder {
+            memory_capacity: 10_000,
+            policy: TtlPolicy::default(),
+            providers: Provider::ALL.to_vec(),
+            base_urls: HashMap::new(),
+            chunk_sizes: HashMap::new(),
+            timeout: Duration::from_secs(5),
+            max_concurrent_requests: 8,
+            persistent: true,
+            write_queue_capacity: 20_000,
+            max_stale: MaxStale::NextSession,
+            cache_dir: None,
+            db_name: "quantdb".to_string(),
+            closures: Vec::new(),
+            clock: Arc::new(SystemClock),
+            transport: None,
+            store: None,
+        }
+    }
+}
+
+impl QuantDbBuilder {
+    /// Quotes kept in memory (least recently used go first). Default 10,000.
+    pub fn memory_capacity(mut self, n: usize) -> Self {
+        self.memory_capacity = n;
+        self
+    }
+
+    /// TTL during trading sessions. Default 30 s.
+    pub fn ttl_trading(mut self, ttl: Duration) -> Self {
+        self.policy.trading = ttl;
+        self
+    }
+
+    /// TTL outside trading sessions. Default 60 s.
+    pub fn ttl_closed(mut self, ttl: Duration) -> Self {
+        self.policy.closed = ttl;
+        self
+    }
+
+    /// [`TtlMode::Fixed`] (default) or [`TtlMode::UntilNextOpen`].
+    pub fn ttl_mode(mut self, mode: TtlMode) -> Self {
+        self.policy.mode = mode;
+        self
+    }
+
+    /// The providers to try, in order. Default Sina, Tencent, Eastmoney.
+    pub fn providers(mut self, providers: impl IntoIterator<Item = Provider>) -> Self {
+        self.providers = providers.into_iter().collect();
+        self
+    }
+
+    /// A provider's base URL (a proxy, a mirror, a local test server). Without it the
+    /// environment variable (`QUANTDB_SINA_URL`, `QUANTDB_TENCENT_URL`,
+    /// `QUANTDB_EASTMONEY_URL`) applies, then the public address.
+    pub fn base_url(mut self, provider: Provider, url: impl Into<String>) -> Self {
+        self.base_urls.insert(provider, url.into());
+        self
+    }
+
+    /// Codes per request for a provider (defaults: Sina 800, Tencent 60, Eastmoney 100).
+    pub fn chunk_size(mut self, provider: Provider, n: usize) -> Self {
+        self.chunk_sizes.insert(provider, n);
+        self
+    }
+
+    /// Timeout of each upstream request. Default 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Upstream requests in flight at once, across all callers. Default 8.
+    pub fn max_concurrent_requests(mut self, n: usize) -> Self {
+        self.max_concurrent_requests = n;
+        self
+    }
+
+    /// Turns the persistent tier on (default) or off.
+    pub fn persistent(mut self, on: bool) -> Self {
+        self.persistent = on;
+        self
+    }
+
+    /// Quotes waiting to be written to the persistent tier, at most (one per symbol: a newer
+    /// quote replaces a waiting one). When full, quotes of further symbols stay in memory
+    /// only, counted in `persistent_writes_dropped`. Default 20,000, more than every listed
+    /// symbol.
+    pub fn write_queue_capacity(mut self, n: usize) -> Self {
+        self.write_queue_capacity = n;
+        self
+    }
+
+    /// How old a quote may be and still be answered, marked `stale: true`, when every
+    /// upstream fails for its symbol: at most this long after it was fetched. Zero turns
+    /// stale answers off. Default: until the next session starts after it was fetched.
+    pub fn max_stale(mut self, age: Duration) -> Self {
+        self.max_stale = MaxStale::Age(age);
+        self
+    }
+
+    /// The file cache's directory (native). Default: the platform cache directory plus
+    /// `quantdb`, e.g. `~/.cache/quantdb`.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The IndexedDB database name (browser). Default `quantdb`.
+    pub fn db_name(mut self, name: impl Into<String>) -> Self {
+        self.db_name = name.into();
+        self
+    }
+
+    /// Extra exchange closure dates, on top of the shipped 2024-2026 calendar.
+    pub fn extra_closures(mut self, dates: impl IntoIterator<Item = NaiveDate>) -> Self {
+        self.closures.extend(dates);
+        self
+    }
+
+    /// The clock (tests inject one to cross TTL boundaries).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A transport other than the platform's (reqwest natively, fetch in the browser).
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// A persistent store other than the platform's (file cache, IndexedDB).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Checks the configuration and opens the persistent tier. A persistent tier that cannot
+    /// be opened (unwritable directory, IndexedDB unavailable) leaves the client memory-only,
+    /// with a warning and `persistent_enabled: false` in the stats.
+    // On wasm32 the store and transport hold JS handles (not `Send`): the browser has one thread.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+    pub async fn build(self) -> Result<QuantDb, Error> {
+        let memory = NonZeroUsize::new(self.memory_capacity)
+            .ok_or_else(|| Error::Config("memory_capacity must be at least 1".into()))?;
+        if self.write_queue_capacity == 0 {
+            return Err(Error::Config(
+                "write_queue_capacity must be at least 1".into(),
+            ));
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err(Error::Config(
+                "max_concurrent_requests must be at least 1".into(),
+            ));
+        }
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(Error::Config(format!(
+                "timeout must be more than zero and at most {} s",
+                MAX_TIMEOUT.as_secs()
+            )));
+        }
+        for (name, ttl) in [
+            ("ttl_trading", self.policy.trading),
+            ("ttl_closed", self.policy.closed),
+        ] {
+            if ttl > MAX_TTL {
+                return Err(Error::Config(format!(
+                    "{name} must be at most {} days",
+                    MAX_TTL.as_secs() / 86_400
+                )));
+            }
+        }
+        if self.providers.is_empty() {
+            return Err(Error::Config("at least one provider is needed".into()));
+        }
+        let mut upstreams: Vec<Upstream> = Vec::new();
+        for provider in self.providers.iter().copied() {
+            if upstreams.iter().any(|u| u.provider == provider) {
+                return Err(Error::Config(format!(
+                    "provider {provider} is listed twice"
+                )));
+            }
+            let base_url = self
+                .base_urls
+                .get(&provider)
+                .cloned()
+                .or_else(|| {
+                    std::env::var(provider.url_env_var())
+                        .ok()
+                        .filter(|v| !v.trim().is_empty())
+                })
+                .unwrap_or_else(|| provider.default_base_url().to_string());
+            if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "{provider} base URL {base_url:?} is not an http(s) URL"
+                )));
+            }
+            let chunk_size = self
+                .chunk_sizes
+                .get(&provider)
+                .copied()
+                .unwrap_or(provider.default_chunk_size());
+            if chunk_size == 0 {
+                return Err(Error::Config(format!(
+                    "{provider} chunk size must be at least 1"
+                )));
+            }
+            upstreams.push(Upstream {
+                provider,
+                base_url,
+                chunk_size,
+            });
+        }
+        let transport = match self.transport {
+            Some(t) => t,
+            None => backend::default_transport()?,
+        };
+        let store = match (self.persistent, self.store) {
+            (false, _) => None,
+            (true, Some(store)) => Some(store),
+            (true, None) => {
+                match backend::open_store(self.cache_dir.as_deref(), &self.db_name).await {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        tracing::warn!("persistent cache is off, memory only: {e}");
+                        None
+                    }
+                }
+            }
+        };
+        let mut calendar = MarketCalendar::default();
+        calendar.add_closures(self.closures);
+        Ok(QuantDb {
+            inner: Arc::new(Inner {
+                upstreams,
+                timeout: self.timeout,
+                policy: self.policy,
+                calendar,
+                clock: self.clock,
+                transport,
+                persistent: store.map(|s| Arc::new(WriteBehind::new(s, self.write_queue_capacity))),
+                memory: Mutex::new(LruCache::new(memory)),
+                memory_capacity: self.memory_capacity,
+                max_stale: self.max_stale,
+                inflight: Mutex::new(HashMap::new()),
+                permits: Semaphore::new(self.max_concurrent_requests),
+                counters: Counters::default(),
+            }),
+        })
+    }
+}
