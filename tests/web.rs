@@ -96,8 +96,13 @@ fn rust(value: &JsValue) -> Value {
 }
 
 /// Options aimed at the mock, with a fresh database name.
+/// A Monday during continuous trading: every client of these tests runs on this fixed clock,
+/// never on the time of day (a TTL ends at 11:30 or 13:00 whatever it says).
+const NOW: &str = "2026-11-30T10:00:00+08:00";
+
 fn options(extra: Value) -> Value {
-    let mut o = json!({"sinaUrl": mock_url(), "tencentUrl": mock_url(), "eastmoneyUrl": mock_url(), "dbName": unique("db")});
+    let mut o = json!({"sinaUrl": mock_url(), "tencentUrl": mock_url(), "eastmoneyUrl": mock_url(),
+                       "dbName": unique("db"), "now": NOW});
     for (k, v) in extra.as_object().unwrap() {
         o[k] = v.clone();
     }
@@ -583,7 +588,8 @@ async fn only_the_configured_upstreams_are_asked() {
 
 /// A builder aimed at the mock upstream.
 fn builder() -> QuantDbBuilder {
-    let mut b = QuantDb::builder();
+    let now = chrono::DateTime::parse_from_rfc3339(NOW).unwrap().to_utc();
+    let mut b = QuantDb::builder().clock(Arc::new(quantdb::FixedClock(now)));
     for p in Provider::ALL {
         b = b.base_url(p, mock_url());
     }
