@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, idempotently: the wasm32 target, Debian's Chromium and
-# ChromeDriver, wasm-bindgen-cli at the version Cargo.lock expects, and the
+# ChromeDriver, wasm-bindgen-cli at the version Cargo.lock expects, cargo-fuzz, and the
 # npm tools of scripts/package.json (playwright-core, binaryen's wasm-opt). Each step is
 # skipped when already in place at the right version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130
+CARGO_FUZZ_VERSION=0.13.2
 
 log() { printf '[install] %s\n' "$*"; }
 
@@ -29,7 +30,13 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
   cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-for tool in node npm gzip; do
+# The fuzzer driver (scripts/fuzz.sh; libFuzzer through libfuzzer-sys, on stable with
+# RUSTC_BOOTSTRAP=1 for its -Z flags).
+if ! cargo fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install -q cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --force
+fi
+for tool in node npm gzip c++; do
   command -v "$tool" >/dev/null || { echo "[install] $tool is missing" >&2; exit 1; }
 done
 if [ ! -x scripts/node_modules/.bin/wasm-opt ] || [ ! -d scripts/node_modules/playwright-core ] \

@@ -2,8 +2,8 @@
 # Runs every test. Installs what it needs first (idempotent: scripts/install-toolchain.sh),
 # then: format and lint checks (native and wasm32), the API docs (warnings denied), the
 # native tests (unit, integration against the mock upstream, CLI, doc tests, benchmarks in
-# test mode), the browser tests in headless Chromium, and the packed npm package in Chromium
-# against the native CLI.
+# test mode), the browser tests in headless Chromium, the packed npm package in Chromium
+# against the native CLI, and every fuzz target for a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-toolchain.sh
@@ -20,4 +20,6 @@ cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc
 echo "[test] browser"
 scripts/test-browser.sh
+echo "[test] fuzz (short: every target for a few seconds; long campaigns: scripts/fuzz.sh SECONDS)"
+scripts/fuzz.sh --short
 echo "[test] all passed"

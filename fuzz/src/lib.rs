@@ -1,0 +1,161 @@
+//! The properties the fuzz targets check, shared by them (one target per file in
+//! fuzz_targets/). Each function panics when a property fails; libFuzzer reports the panic
+//! as a crash and saves the input.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures_executor::block_on;
+use quantdb::native::FileStore;
+use quantdb::store::Record;
+use quantdb::{Error, MarketPhase, Provider, Quote, Store, Stored, Symbol};
+
+/// The fetch time given to the parsers: 2026-08-21 10:00 in Shanghai, a trading day.
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 8, 21, 2, 0, 0).unwrap()
+}
+
+/// A quote's numbers are finite.
+pub fn assert_finite(q: &Quote) {
+    let required = [
+        ("current_price", q.current_price),
+        ("change", q.change),
+        ("change_percent", q.change_percent),
+        ("prev_close", q.prev_close),
+        ("amount", q.amount),
+    ];
+    for (name, v) in required {
+        assert!(v.is_finite(), "{name} = {v} in {q:?}");
+    }
+    for (name, v) in [("open", q.open), ("high", q.high), ("low", q.low)] {
+        assert!(v.is_none_or(f64::is_finite), "{name} = {v:?} in {q:?}");
+    }
+}
+
+/// An upstream answer: no panic, and every quote is finite and belongs to its slot.
+pub fn check_answers(provider: Provider, body: &[u8]) {
+    let Ok(answers) = provider.answers(body, now(), MarketPhase::Trading) else {
+        return;
+    };
+    for (symbol, answer) in &answers {
+        if let Ok(q) = answer {
+            assert_finite(q);
+            assert_eq!(q.key(), Some(*symbol), "{provider} slot {symbol}: {q:?}");
+        }
+    }
+}
+
+/// Symbol text: no panic, and a parsed symbol's key parses back to it both ways.
+pub fn check_symbol(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(symbol) = Symbol::parse(text) else {
+        return;
+    };
+    let key = symbol.key();
+    assert_eq!(symbol.to_string(), key);
+    assert_eq!(Symbol::from_key(&key), Some(symbol), "from_key({key:?})");
+    assert_eq!(Symbol::parse(&key).ok(), Some(symbol), "parse({key:?})");
+}
+
+/// The symbols the storage targets ask for.
+pub const SYMBOLS: [&str; 4] = ["sh600000", "sz000001", "sh000001", "bj430017"];
+
+pub fn symbols() -> Vec<Symbol> {
+    SYMBOLS.iter().map(|k| Symbol::from_key(k).unwrap()).collect()
+}
+
+/// Stored bytes, as an IndexedDB record and as a file log record: no panic; a found quote is
+/// the asked symbol's, and encoding it again reads back the same quote.
+pub fn check_stored(bytes: &[u8]) {
+    for symbol in symbols() {
+        if let Stored::Found(q) = Record::decode(symbol, bytes) {
+            assert_eq!(q.key(), Some(symbol), "record for {symbol}: {q:?}");
+            let again = Record::encode(&q).expect("a decoded record encodes");
+            assert_eq!(Record::decode(symbol, &again), Stored::Found(q));
+        }
+        if let Stored::Found(q) = Record::decode_compact(symbol, bytes) {
+            assert_eq!(q.key(), Some(symbol), "compact record for {symbol}: {q:?}");
+            let again = Record::encode_compact(&q).expect("a decoded record encodes");
+            assert_eq!(Record::decode_compact(symbol, &again), Stored::Found(q));
+        }
+    }
+}
+
+/// The quote the file_log target saves: the published Sina sample, as the parser makes it.
+pub fn sample_quote() -> &'static Quote {
+    static QUOTE: OnceLock<Quote> = OnceLock::new();
+    QUOTE.get_or_init(|| {
+        // GBK for 浦发银行, then the sample line of /work/shared/UPSTREAMS.md.
+        let mut body = b"var hq_str_sh600000=\"\xc6\xd6\xb7\xa2\xd2\xf8\xd0\xd0".to_vec();
+        body.extend_from_slice(
+            b",9.090,9.110,9.050,9.150,9.030,9.040,9.050,51270289,465159863.000,375500,9.040,\
+              709400,9.030,452100,9.020,714700,9.010,862200,9.000,436555,9.050,284000,9.060,\
+              220600,9.070,110065,9.080,351295,9.090,2026-08-21,15:34:58,00,D|36500|330325.00\";\n",
+        );
+        let answers = (Provider::Sina.answers(&body, now(), MarketPhase::Trading)).unwrap();
+        answers.into_iter().next().unwrap().1.unwrap()
+    })
+}
+
+/// One scratch cache directory per process, reused by every run.
+fn scratch_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("quantdb-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("quotes-v2")).unwrap();
+        dir
+    })
+}
+
+fn storage_only<T>(result: Result<T, Error>, what: &str) -> Option<T> {
+    match result {
+        Ok(v) => Some(v),
+        Err(Error::Storage(_)) => None,
+        Err(e) => panic!("{what}: an error that is not a storage error: {e:?}"),
+    }
+}
+
+/// Found quotes are the asked symbols'.
+fn check_slots(symbols: &[Symbol], slots: &[Stored]) {
+    assert_eq!(slots.len(), symbols.len());
+    for (symbol, slot) in symbols.iter().zip(slots) {
+        if let Stored::Found(q) = slot {
+            assert_eq!(q.key(), Some(*symbol), "slot {symbol}: {q:?}");
+        }
+    }
+}
+
+/// The file cache's log holding `log`: open, load, save one quote, load again. No panic, no
+/// error but a storage error, found quotes are the asked symbols', the saved quote reads back
+/// exactly and the other symbols' quotes are as they were.
+pub fn check_file_log(log: &[u8]) {
+    let dir = scratch_dir();
+    let path = dir.join("quotes-v2").join("quotes.log");
+    std::fs::write(&path, log).expect("the scratch log is writable");
+    let Some(store) = storage_only(FileStore::open(dir), "open") else {
+        return;
+    };
+    let symbols = symbols();
+    let Some(before) = storage_only(block_on(store.load(&symbols)), "load") else {
+        return;
+    };
+    check_slots(&symbols, &before);
+    let saved = sample_quote();
+    if storage_only(block_on(store.save(std::slice::from_ref(saved))), "save").is_none() {
+        return;
+    }
+    let Some(after) = storage_only(block_on(store.load(&symbols)), "load after save") else {
+        return;
+    };
+    check_slots(&symbols, &after);
+    for ((symbol, old), new) in symbols.iter().zip(&before).zip(&after) {
+        if saved.key() == Some(*symbol) {
+            assert_eq!(new, &Stored::Found(saved.clone()), "saved {symbol}");
+        } else if let Stored::Found(_) = old {
+            assert_eq!(new, old, "{symbol} changed by a save of another symbol");
+        }
+    }
+}
