@@ -22,10 +22,12 @@ pub enum Error {
         providers: String,
     },
     /// An upstream request did not answer in time.
-    #[error("{provider} did not answer within {timeout_ms} ms")]
+    #[error("{provider} ({host}) did not answer within {timeout_ms} ms")]
     Timeout {
         /// The provider asked.
         provider: String,
+        /// The host (and port) asked.
+        host: String,
         /// The timeout that passed.
         timeout_ms: u64,
     },
@@ -185,6 +187,7 @@ mod tests {
             },
             Error::Timeout {
                 provider: s(),
+                host: s(),
                 timeout_ms: 1,
             },
             Error::Upstream {

@@ -105,6 +105,7 @@ impl QuantDb {
             }),
             Err(TransportError::Timeout) => Err(Error::Timeout {
                 provider,
+                host: host_of(&request.url).to_string(),
                 timeout_ms: inner.timeout.as_millis() as u64,
             }),
             Err(TransportError::Failed(message)) => Err(Error::Upstream { provider, message }),
