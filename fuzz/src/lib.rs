@@ -9,7 +9,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures_executor::block_on;
 use quantdb::native::FileStore;
 use quantdb::store::Record;
-use quantdb::{Error, MarketPhase, Provider, Quote, Store, Stored, Symbol};
+use quantdb::{
+    Error, MarketCalendar, MarketPhase, Provider, Quote, Store, Stored, Symbol, TtlMode, TtlPolicy,
+};
 
 /// The fetch time given to the parsers: 2026-08-21 10:00 in Shanghai, a trading day.
 pub fn now() -> DateTime<Utc> {
@@ -33,6 +35,24 @@ pub fn assert_finite(q: &Quote) {
     }
 }
 
+/// A quote is usable the way the client uses every quote it answers or reads back: its
+/// freshness (both TTL modes) and its stale window are worked out from its fetch time, and
+/// it is written as JSON (the CLI and the relay).
+pub fn assert_usable(q: &Quote) {
+    static CALENDAR: OnceLock<MarketCalendar> = OnceLock::new();
+    let calendar = CALENDAR.get_or_init(MarketCalendar::default);
+    let fetched = q.fetched_at();
+    for mode in [TtlMode::Fixed, TtlMode::UntilNextOpen] {
+        let policy = TtlPolicy {
+            mode,
+            ..TtlPolicy::default()
+        };
+        policy.is_fresh(calendar, fetched, now());
+    }
+    calendar.next_session_start(fetched);
+    serde_json::to_vec(q).expect("a quote is written as JSON");
+}
+
 /// An upstream answer: no panic, and every quote is finite and belongs to its slot.
 pub fn check_answers(provider: Provider, body: &[u8]) {
     let Ok(answers) = provider.answers(body, now(), MarketPhase::Trading) else {
@@ -41,6 +61,7 @@ pub fn check_answers(provider: Provider, body: &[u8]) {
     for (symbol, answer) in &answers {
         if let Ok(q) = answer {
             assert_finite(q);
+            assert_usable(q);
             assert_eq!(q.key(), Some(*symbol), "{provider} slot {symbol}: {q:?}");
         }
     }
@@ -73,11 +94,13 @@ pub fn check_stored(bytes: &[u8]) {
     for symbol in symbols() {
         if let Stored::Found(q) = Record::decode(symbol, bytes) {
             assert_eq!(q.key(), Some(symbol), "record for {symbol}: {q:?}");
+            assert_usable(&q);
             let again = Record::encode(&q).expect("a decoded record encodes");
             assert_eq!(Record::decode(symbol, &again), Stored::Found(q));
         }
         if let Stored::Found(q) = Record::decode_compact(symbol, bytes) {
             assert_eq!(q.key(), Some(symbol), "compact record for {symbol}: {q:?}");
+            assert_usable(&q);
             let again = Record::encode_compact(&q).expect("a decoded record encodes");
             assert_eq!(Record::decode_compact(symbol, &again), Stored::Found(q));
         }
@@ -124,6 +147,7 @@ fn check_slots(symbols: &[Symbol], slots: &[Stored]) {
     for (symbol, slot) in symbols.iter().zip(slots) {
         if let Stored::Found(q) = slot {
             assert_eq!(q.key(), Some(*symbol), "slot {symbol}: {q:?}");
+            assert_usable(q);
         }
     }
 }
