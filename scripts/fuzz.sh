@@ -9,7 +9,8 @@
 #                                           (default 600) on the named targets (default all)
 #   ... -- -runs=10000000                   anything after `--` goes to libFuzzer
 #
-# Seeds are read from fuzz/seeds/<target>/ (the real upstream samples; never written). A
+# Seeds are read from fuzz/seeds/<target>/ (the real upstream samples; never written), and
+# the targets that read JSON get fuzz/dicts/json.dict (its tokens and edge numbers). A
 # campaign grows fuzz/corpus/<target>/; a --short run reads that corpus too but writes what
 # it finds to a scratch directory, so it changes nothing. A crash (panic, sanitizer error,
 # timeout, allocation over the limit) is saved in fuzz/artifacts/<target>/ and makes the
@@ -72,12 +73,14 @@ for t in "${targets[@]}"; do
     else
         corpora=("corpus/$t" "seeds/$t")
     fi
+    dict=() # JSON tokens and edge numbers for the targets that read JSON
+    case $t in eastmoney | relay | stored | file_log) dict=(-dict="$PWD/dicts/json.dict") ;; esac
     log=target/fuzz-logs/$t.log
     echo "[fuzz] $t: ${seconds} s"
     start=$SECONDS
     if TMPDIR=$scratch cargo fuzz run "${flags[@]}" "$t" "${corpora[@]}" -- \
         -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-        -malloc_limit_mb=64 -use_value_profile=1 -print_final_stats=1 \
+        -malloc_limit_mb=64 -use_value_profile=1 -print_final_stats=1 ${dict[@]+"${dict[@]}"} \
         ${libfuzzer_args[@]+"${libfuzzer_args[@]}"} >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
         rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")

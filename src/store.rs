@@ -148,7 +148,12 @@ impl Record {
             Err(e) => return Stored::Corrupt(e.to_string()),
         };
         let tz = exchange_tz();
-        let time = |ms: i64| tz.timestamp_millis_opt(ms).single();
+        // A time with no exchange-local time (the last hours chrono holds) would panic where
+        // the quote is used: out of range like one chrono cannot hold.
+        let time = |ms: i64| {
+            (tz.timestamp_millis_opt(ms).single())
+                .filter(|t| t.naive_utc().checked_add_offset(tz).is_some())
+        };
         let (Some(timestamp), quote_time) = (time(c.13), c.12.map(time)) else {
             return Stored::Corrupt(format!("fetch time {} out of range", c.13));
         };
@@ -240,5 +245,32 @@ mod tests {
             Record::decode_compact(key, far.as_bytes()),
             Stored::Corrupt(_)
         ));
+    }
+
+    /// Found by review while writing the fuzz targets: a compact record fetched in the last
+    /// 8 hours chrono holds was found, and working out its freshness (or writing it as JSON)
+    /// panicked: such a time has no exchange-local time.
+    #[test]
+    fn compact_records_from_the_end_of_time_are_corrupt() {
+        let q = quote();
+        let key = q.key().unwrap();
+        let bytes = String::from_utf8(Record::encode_compact(&q).unwrap()).unwrap();
+        for (fetched, found) in [
+            ("8210266876799999", false),
+            ("8210266850000000", false),
+            ("8210238000000000", true),
+            ("-8334601228800000", true),
+        ] {
+            let record = bytes.replace("1796011200123", fetched);
+            match Record::decode_compact(key, record.as_bytes()) {
+                Stored::Found(q) => {
+                    assert!(found, "{fetched}");
+                    let calendar = crate::MarketCalendar::default();
+                    crate::TtlPolicy::default().is_fresh(&calendar, q.fetched_at(), q.fetched_at());
+                    assert!(serde_json::to_string(&q).is_ok());
+                }
+                other => assert!(!found && matches!(other, Stored::Corrupt(_)), "{fetched}"),
+            }
+        }
     }
 }

@@ -53,7 +53,7 @@ pub fn assert_usable(q: &Quote) {
     serde_json::to_vec(q).expect("a quote is written as JSON");
 }
 
-/// An upstream answer: no panic, and every quote is finite and belongs to its slot.
+/// An upstream answer: no panic, and every quote is finite, usable and belongs to its slot.
 pub fn check_answers(provider: Provider, body: &[u8]) {
     let Ok(answers) = provider.answers(body, now(), MarketPhase::Trading) else {
         return;
@@ -85,11 +85,14 @@ pub fn check_symbol(data: &[u8]) {
 pub const SYMBOLS: [&str; 4] = ["sh600000", "sz000001", "sh000001", "bj430017"];
 
 pub fn symbols() -> Vec<Symbol> {
-    SYMBOLS.iter().map(|k| Symbol::from_key(k).unwrap()).collect()
+    SYMBOLS
+        .iter()
+        .map(|k| Symbol::from_key(k).unwrap())
+        .collect()
 }
 
 /// Stored bytes, as an IndexedDB record and as a file log record: no panic; a found quote is
-/// the asked symbol's, and encoding it again reads back the same quote.
+/// the asked symbol's and usable, and encoding it again reads back the same quote.
 pub fn check_stored(bytes: &[u8]) {
     for symbol in symbols() {
         if let Stored::Found(q) = Record::decode(symbol, bytes) {
@@ -152,10 +155,36 @@ fn check_slots(symbols: &[Symbol], slots: &[Stored]) {
     }
 }
 
-/// The file cache's log holding `log`: open, load, save one quote, load again. No panic, no
-/// error but a storage error, found quotes are the asked symbols', the saved quote reads back
-/// exactly and the other symbols' quotes are as they were.
+/// The file cache's log holding `log`, and the same log with every record's checksum made
+/// right (so that what the fuzzer does to a record reaches the record decoder): see
+/// [`check_log`].
 pub fn check_file_log(log: &[u8]) {
+    check_log(log);
+    let fixed = with_checksums(log);
+    if fixed != log {
+        check_log(&fixed);
+    }
+}
+
+/// `log` with the checksum of each complete line after the header (`<crc32> <key> <payload>`)
+/// replaced by the right one.
+fn with_checksums(log: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(log.len());
+    for (i, line) in log.split_inclusive(|&b| b == b'\n').enumerate() {
+        let start = out.len();
+        out.extend_from_slice(line);
+        if i > 0 && line.len() > 9 && line.ends_with(b"\n") {
+            let crc = crc32fast::hash(&line[9..line.len() - 1]);
+            out[start..start + 8].copy_from_slice(format!("{crc:08x}").as_bytes());
+        }
+    }
+    out
+}
+
+/// The file cache's log holding `log`: open, load, save one quote, load again. No panic, no
+/// error but a storage error, found quotes are the asked symbols' (and usable), the saved
+/// quote reads back exactly and the other symbols' quotes are as they were.
+fn check_log(log: &[u8]) {
     let dir = scratch_dir();
     let path = dir.join("quotes-v2").join("quotes.log");
     std::fs::write(&path, log).expect("the scratch log is writable");

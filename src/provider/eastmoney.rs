@@ -87,9 +87,10 @@ fn record(item: &Value) -> Option<RawQuote> {
         0 => Exchange::Shenzhen,
         _ => return None,
     };
+    // `checked_add_offset`, not `naive_local`: the last hours chrono holds have no local time.
     let time = field(item, "f124")
         .and_then(|secs| DateTime::<Utc>::from_timestamp(secs as i64, 0))
-        .map(|t| t.with_timezone(&exchange_tz()).naive_local());
+        .and_then(|t| t.naive_utc().checked_add_offset(exchange_tz()));
     Some(RawQuote {
         symbol: Some(Symbol::new(exchange, &code)?),
         name: item
@@ -170,5 +171,24 @@ mod tests {
             "{}",
             r.url
         );
+    }
+
+    /// Found by review while writing the fuzz targets: an `f124` in the last 8 hours chrono
+    /// holds has no exchange-local time, and reading it panicked.
+    #[test]
+    fn quote_times_at_the_ends_of_time_are_no_panic() {
+        let now = Utc::now();
+        for secs in ["8210266876799", "8210266850000", "-8334601228800"] {
+            let body = format!(
+                r#"{{"rc":0,"data":{{"diff":[{{"f2":9.0,"f5":1,"f6":9.0,"f12":"600000","f13":1,
+                "f14":"x","f18":9.0,"f124":{secs}}}]}}}}"#
+            );
+            assert_eq!(parse(body.as_bytes()).unwrap().len(), 1, "{secs}");
+            let answers = crate::Provider::Eastmoney
+                .answers(body.as_bytes(), now, crate::MarketPhase::Trading)
+                .unwrap();
+            let quote = answers[0].1.as_ref().unwrap();
+            assert!(serde_json::to_string(quote).is_ok(), "{secs}");
+        }
     }
 }
