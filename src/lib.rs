@@ -58,5 +58,6 @@ pub use stats::CacheStats;
 pub use store::{Store, Stored};
 pub use symbol::{Exchange, Symbol};
 pub use transport::{
-    Clock, FixedClock, HttpRequest, HttpResponse, SystemClock, Transport, TransportError,
+    Clock, FixedClock, HttpRequest, HttpResponse, ShiftedClock, SystemClock, Transport,
+    TransportError,
 };

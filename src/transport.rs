@@ -73,6 +73,47 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that reads `start` when it is made and then runs with the system clock: for tests
+/// that need time to pass from a chosen instant (the CLI's `--clock-start` /
+/// `QUANTDB_CLOCK_START`, the JS option `clockStart`).
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use quantdb::{Clock, ShiftedClock};
+///
+/// let start = Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap(); // 10:00 in Shanghai
+/// let clock = ShiftedClock::starting_at(start);
+/// let elapsed = clock.now() - start;
+/// assert!(elapsed >= chrono::TimeDelta::zero() && elapsed < chrono::TimeDelta::seconds(5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShiftedClock {
+    /// What is added to the system clock.
+    offset: chrono::TimeDelta,
+}
+
+impl ShiftedClock {
+    /// A clock reading `start` now.
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self {
+            offset: start - Utc::now(),
+        }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        // Near the end of what chrono holds, the clock stops there.
+        now.checked_add_signed(self.offset)
+            .unwrap_or(if self.offset > chrono::TimeDelta::zero() {
+                DateTime::<Utc>::MAX_UTC
+            } else {
+                DateTime::<Utc>::MIN_UTC
+            })
+    }
+}
+
 /// The system clock (UTC; the exchange time zone is applied by the calendar).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
@@ -80,5 +121,36 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shifted_clock_starts_where_asked_and_runs() {
+        let start = DateTime::parse_from_rfc3339("2026-11-28T10:00:00+08:00")
+            .unwrap()
+            .to_utc();
+        let clock = ShiftedClock::starting_at(start);
+        let first = clock.now();
+        std::thread::sleep(Duration::from_millis(20));
+        let second = clock.now();
+        assert!(
+            first >= start && first - start < chrono::TimeDelta::seconds(5),
+            "{first}"
+        );
+        assert!(
+            second - first >= chrono::TimeDelta::milliseconds(20),
+            "{first} {second}"
+        );
+        // At the ends of time it stops there rather than overflowing.
+        assert_eq!(
+            ShiftedClock::starting_at(DateTime::<Utc>::MAX_UTC).now(),
+            DateTime::<Utc>::MAX_UTC
+        );
+        let early = ShiftedClock::starting_at(DateTime::<Utc>::MIN_UTC).now();
+        assert!(early - DateTime::<Utc>::MIN_UTC < chrono::TimeDelta::seconds(5));
     }
 }

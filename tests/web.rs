@@ -503,6 +503,10 @@ async fn bad_options_are_refused() {
             json!({"maxStaleSeconds": -1}),
             "maxStaleSeconds must be from 0",
         ),
+        (
+            json!({"now": NOW, "clockStart": NOW}),
+            "now and clockStart cannot both be given",
+        ),
     ] {
         let err = QuantDB::open(Some(js(&options).unchecked_into()))
             .await
@@ -515,6 +519,24 @@ async fn bad_options_are_refused() {
             .unwrap();
         assert!(message.contains(expected), "{options}: {message}");
     }
+}
+
+/// `clockStart`: a clock that starts at the given instant and runs (Saturday: closed, the
+/// closed TTL), against the stopped clock of the other tests (Monday 10:00: trading).
+#[wasm_bindgen_test]
+async fn a_running_clock_starts_where_asked() {
+    let mut o = options(json!({"clockStart": "2026-11-28T10:00:00+08:00", "persistent": false}));
+    o.as_object_mut().unwrap().remove("now");
+    let s = stats(&open(&o).await);
+    assert_eq!(
+        (s["market_phase"].as_str(), s["ttl_seconds"].as_u64()),
+        (Some("closed"), Some(60))
+    );
+    let s = stats(&open(&options(json!({"persistent": false}))).await);
+    assert_eq!(
+        (s["market_phase"].as_str(), s["ttl_seconds"].as_u64()),
+        (Some("trading"), Some(30))
+    );
 }
 
 #[wasm_bindgen_test]

@@ -3,7 +3,8 @@
 // refreshes, and refreshes again every TTL.
 //
 // Page URL options: ?relay=URL (default http://127.0.0.1:8650), ttl=SECONDS (both TTLs),
-// db=NAME (the IndexedDB database).
+// db=NAME (the IndexedDB database), clockStart=TIME (a testing aid: the client's clock reads
+// this RFC 3339 instant when the page opens it, then runs).
 import init, { QuantDB } from "quantdb";
 import { localClock } from "./format.js";
 import { renderTable, rowState } from "./quote-table.js";
@@ -50,6 +51,10 @@ function openOptions(search) {
     }
     options.ttlTradingSeconds = seconds;
     options.ttlClosedSeconds = seconds;
+  }
+  const clockStart = params.get("clockStart");
+  if (clockStart !== null) {
+    options.clockStart = clockStart;
   }
   return options;
 }

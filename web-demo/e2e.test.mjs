@@ -32,6 +32,15 @@ const LONG_TTL = 600;
 /** Longest wait for a condition on the page, in milliseconds. */
 const WAIT_MS = 20_000;
 const DEFAULT_SYMBOLS = ["sh600000", "sz000001", "sz300750", "sh601318", "sh000001"];
+/**
+ * The relay and every page run on one clock that started on a Monday at 10:00 (continuous
+ * trading) when this file loaded, and runs: TTLs expire as the steps need, and no session
+ * boundary of the real time of day falls between two steps.
+ */
+const CLOCK_START = Date.parse("2026-11-30T10:00:00+08:00");
+const CLOCK_OFFSET_MS = CLOCK_START - Date.now();
+/** The shared clock's time now, for a process or a page that starts now. */
+const clockNow = () => new Date(Date.now() + CLOCK_OFFSET_MS).toISOString();
 
 
 const cleanups = [];
@@ -130,11 +139,14 @@ before(async () => {
   const ttl = String(SHORT_TTL);
   relay = await startServer(
     QUANTDB_BIN,
-    // A fixed staleness bound, so that no session start between two steps changes the outcome.
+    // A fixed staleness bound: it does not hang on the calendar.
     ["--cache-dir", cacheDir, "--ttl-trading-secs", ttl, "--ttl-closed-secs", ttl, "--max-stale-secs", "3600",
      "serve", "--port", "0"],
     "quantdb relay listening on",
-    { QUANTDB_SINA_URL: mock.url, QUANTDB_TENCENT_URL: mock.url, QUANTDB_EASTMONEY_URL: mock.url },
+    {
+      QUANTDB_SINA_URL: mock.url, QUANTDB_TENCENT_URL: mock.url, QUANTDB_EASTMONEY_URL: mock.url,
+      QUANTDB_CLOCK_START: clockNow(),
+    },
   );
   cleanups.push(relay.stop);
   web = await startStaticServer(WEB_DEMO);
@@ -187,7 +199,7 @@ function recordStatusChanges() {
 }
 
 function pageUrl(ttl) {
-  const query = new URLSearchParams({ relay: relay.url, ttl: String(ttl), db: "quantdb-e2e" });
+  const query = new URLSearchParams({ relay: relay.url, ttl: String(ttl), db: "quantdb-e2e", clockStart: clockNow() });
   return `${web.url}/?${query}`;
 }
 
@@ -240,9 +252,13 @@ async function addSymbol(text, { pressEnter }) {
 let firstRows;
 
 test("a. added symbols show the mock's quotes", async () => {
+  // The relay and the page run on the shared clock, whatever the time of day.
+  const relayStats = await (await fetch(`${relay.url}/api/v1/stats`)).json();
+  assert.equal(relayStats.market_phase, "trading", "the relay runs on the shared clock");
   await page.goto(pageUrl(LONG_TTL));
   await waitForRefreshes(1);
   await waitForRows("ok", DEFAULT_SYMBOLS.length);
+  assert.equal(await page.textContent('[data-stat="market_phase"]'), "trading 交易中", "the page too");
 
   // Typed in other spellings, added with Enter and with the button: the rows take the
   // canonical names, and their first quotes come from the network.
@@ -276,7 +292,8 @@ test("a. added symbols show the mock's quotes", async () => {
 
 test("b. a reload within the TTL paints from IndexedDB with no upstream request", async () => {
   const requestsBefore = await upstreamRequests();
-  await page.reload();
+  // A reload, with the shared clock's time now.
+  await page.goto(pageUrl(LONG_TTL));
   await waitForRefreshes(1);
 
   const log = await page.evaluate(() => window.statusLog);

@@ -12,7 +12,9 @@ mod cli {
 
     use clap::{Parser, Subcommand};
     use quantdb::relay::{self, RelayConfig};
-    use quantdb::{BatchEntry, FetchOptions, FixedClock, Provider, QuantDb, Quote, TtlMode};
+    use quantdb::{
+        BatchEntry, FetchOptions, FixedClock, Provider, QuantDb, Quote, ShiftedClock, TtlMode,
+    };
     use unicode_width::UnicodeWidthStr;
 
     /// Cached realtime quotes for Chinese A-shares (Shanghai, Shenzhen, Beijing).
@@ -58,6 +60,17 @@ mod cli {
             hide_env_values = true
         )]
         now: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// A testing aid: run on a clock that reads this instant (RFC 3339) when the command
+        /// starts, and then runs with the system clock
+        #[arg(
+            long,
+            global = true,
+            env = "QUANTDB_CLOCK_START",
+            value_name = "TIME",
+            hide_env_values = true,
+            conflicts_with = "now"
+        )]
+        clock_start: Option<chrono::DateTime<chrono::FixedOffset>>,
         #[command(subcommand)]
         command: Command,
     }
@@ -152,6 +165,11 @@ mod cli {
         }
         if let Some(now) = cli.now {
             builder = builder.clock(std::sync::Arc::new(FixedClock(now.to_utc())));
+        }
+        if let Some(start) = cli.clock_start {
+            builder = builder.clock(std::sync::Arc::new(ShiftedClock::starting_at(
+                start.to_utc(),
+            )));
         }
         let cache_dir_shown = (cli.cache_dir.clone())
             .or_else(quantdb::native::default_cache_dir)

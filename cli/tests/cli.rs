@@ -160,6 +160,20 @@ async fn stats_and_clear() {
         (s["market_phase"].as_str(), s["ttl_seconds"].as_u64()),
         (Some("closed"), Some(60))
     );
+    // A clock that starts on Saturday and runs: closed too; not together with a stopped one.
+    let mut running = command(&mock, dir.path(), &["stats", "--json"]);
+    running.env_remove("QUANTDB_NOW");
+    running.env("QUANTDB_CLOCK_START", "2026-11-28T10:00:00+08:00");
+    let s = stats(running.output().await.unwrap());
+    assert_eq!(
+        (s["market_phase"].as_str(), s["ttl_seconds"].as_u64()),
+        (Some("closed"), Some(60))
+    );
+    let mut both = command(&mock, dir.path(), &["stats"]);
+    both.env("QUANTDB_CLOCK_START", "2026-11-28T10:00:00+08:00");
+    let out = both.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--clock-start"));
     let mut bad_now = command(&mock, dir.path(), &["stats"]);
     bad_now.env("QUANTDB_NOW", "yesterday");
     let out = bad_now.output().await.unwrap();

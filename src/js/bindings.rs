@@ -13,7 +13,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::calendar::TtlMode;
 use crate::engine::{FetchOptions, QuantDb};
 use crate::error::Error;
-use crate::transport::FixedClock;
+use crate::transport::{FixedClock, ShiftedClock};
 use crate::upstream::Provider;
 
 use super::objects;
@@ -51,6 +51,7 @@ struct Options {
     max_stale_seconds: Option<f64>,
     extra_closures: Option<Vec<NaiveDate>>,
     now: Option<DateTime<FixedOffset>>,
+    clock_start: Option<DateTime<FixedOffset>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,8 +207,16 @@ impl QuantDB {
             let s = in_range("maxStaleSeconds", s, 0.0..=YEAR_SECS)?;
             b = b.max_stale(Duration::from_secs_f64(s));
         }
-        if let Some(now) = o.now {
-            b = b.clock(Arc::new(FixedClock(now.to_utc())));
+        match (o.now, o.clock_start) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "now and clockStart cannot both be given (one stops the clock, the other runs it)"
+                        .into(),
+                ));
+            }
+            (Some(now), None) => b = b.clock(Arc::new(FixedClock(now.to_utc()))),
+            (None, Some(start)) => b = b.clock(Arc::new(ShiftedClock::starting_at(start.to_utc()))),
+            (None, None) => {}
         }
         if let Some(dates) = o.extra_closures {
             b = b.extra_closures(dates);

@@ -54,6 +54,11 @@ export interface OpenOptions {
    * "2026-11-30T10:00:00+08:00") instead of the system clock.
    */
   now?: string;
+  /**
+   * A testing aid: run on a clock that reads this instant (ISO 8601 with an offset) when the
+   * client opens, and then runs with the system clock. Not together with `now`.
+   */
+  clockStart?: string;
   /** Extra exchange closure dates, "YYYY-MM-DD". */
   extraClosures?: string[];
 }
