@@ -19,7 +19,7 @@ mod native {
 
     use criterion::{criterion_group, BatchSize, Criterion};
     use mock_upstream::{MockConfig, MockUpstream};
-    use quantdb::{FetchOptions, MarketPhase, Provider, QuantDb, QuantDbBuilder};
+    use quantdb::{FetchOptions, FixedClock, MarketPhase, Provider, QuantDb, QuantDbBuilder};
     use tokio::runtime::Runtime;
 
     fn keys(n: usize) -> Vec<String> {
@@ -49,8 +49,11 @@ mod native {
         group.finish();
     }
 
+    /// A client of the mock on a clock stopped on a Monday at 10:00 (continuous trading): no
+    /// figure depends on the time of day it was measured at (a TTL ends at a session boundary).
     fn client(mock: &MockUpstream) -> QuantDbBuilder {
-        let mut b = QuantDb::builder();
+        let monday = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00+08:00").unwrap();
+        let mut b = QuantDb::builder().clock(std::sync::Arc::new(FixedClock(monday.to_utc())));
         for p in Provider::ALL {
             b = b.base_url(p, mock.base_url());
         }
