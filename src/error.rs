@@ -61,6 +61,9 @@ pub enum Error {
         /// The relay's message.
         message: String,
     },
+    /// A history request that cannot be answered as asked (dates, adjust, period, size).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// The configuration given to the builder is not usable.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -71,7 +74,7 @@ pub enum Error {
 
 impl Error {
     /// A stable code for programs: `invalid_symbol`, `not_found`, `timeout`, `upstream_error`,
-    /// `parse_error`, `upstream_unavailable`, `config_error`, `storage_error`.
+    /// `parse_error`, `upstream_unavailable`, `invalid_request`, `config_error`, `storage_error`.
     pub fn code(&self) -> &'static str {
         match self {
             Error::InvalidSymbol { .. } => "invalid_symbol",
@@ -81,6 +84,7 @@ impl Error {
             Error::Parse { .. } => "parse_error",
             Error::Unavailable { .. } => "upstream_unavailable",
             Error::Relayed { code, .. } => code,
+            Error::InvalidRequest(_) => "invalid_request",
             Error::Config(_) => "config_error",
             Error::Storage(_) => "storage_error",
         }
@@ -100,13 +104,13 @@ impl Error {
     /// The HTTP status a relay answers with for this error about one symbol.
     pub fn http_status(&self) -> u16 {
         match self {
-            Error::InvalidSymbol { .. } => 400,
+            Error::InvalidSymbol { .. } | Error::InvalidRequest(_) => 400,
             Error::NotFound { .. } => 404,
             Error::Timeout { .. } => 504,
             Error::Upstream { .. } | Error::Parse { .. } | Error::Unavailable { .. } => 502,
             Error::Config(_) | Error::Storage(_) => 500,
             Error::Relayed { code, .. } => match *code {
-                "invalid_symbol" => 400,
+                "invalid_symbol" | "invalid_request" => 400,
                 "not_found" => 404,
                 "timeout" => 504,
                 "config_error" | "storage_error" => 500,
@@ -116,13 +120,14 @@ impl Error {
     }
 
     /// Every code [`Error::code`] can return.
-    pub const CODES: [&'static str; 8] = [
+    pub const CODES: [&'static str; 9] = [
         "invalid_symbol",
         "not_found",
         "timeout",
         "upstream_error",
         "parse_error",
         "upstream_unavailable",
+        "invalid_request",
         "config_error",
         "storage_error",
     ];
@@ -199,6 +204,7 @@ mod tests {
                 message: s(),
             },
             Error::Unavailable { attempts: vec![] },
+            Error::InvalidRequest(s()),
             Error::Config(s()),
             Error::Storage(s()),
         ];
@@ -211,13 +217,14 @@ mod tests {
             Error::Upstream { .. } => 3,
             Error::Parse { .. } => 4,
             Error::Unavailable { .. } => 5,
-            Error::Config(_) => 6,
-            Error::Storage(_) => 7,
-            Error::Relayed { .. } => 8,
+            Error::InvalidRequest(_) => 6,
+            Error::Config(_) => 7,
+            Error::Storage(_) => 8,
+            Error::Relayed { .. } => 9,
         };
         let mut covered: Vec<usize> = all.iter().map(index).collect();
         covered.push(index(&Error::relayed("timeout", s())));
-        assert_eq!(covered, (0..=8).collect::<Vec<_>>());
+        assert_eq!(covered, (0..=9).collect::<Vec<_>>());
         let codes: Vec<&str> = all.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);
         for e in &all {

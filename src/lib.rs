@@ -25,6 +25,7 @@
 pub mod calendar;
 mod engine;
 pub mod error;
+pub mod history;
 mod platform;
 pub mod provider;
 pub mod quote;
@@ -49,8 +50,9 @@ cfg_if::cfg_if! {
 }
 
 pub use calendar::{MarketCalendar, MarketPhase, TtlMode, TtlPolicy};
-pub use engine::{FetchOptions, QuantDb, QuantDbBuilder};
+pub use engine::{FetchOptions, HistoryEntry, QuantDb, QuantDbBuilder};
 pub use error::{Error, SymbolError};
+pub use history::{Adjust, Bar, HistoryRequest, Period};
 pub use platform::{BoxFuture, MaybeSendSync};
 pub use provider::Provider;
 pub use quote::{BatchEntry, CacheSource, MarketStatus, Quote, RawQuote};

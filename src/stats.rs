@@ -21,6 +21,10 @@ pub(crate) struct Counters {
     pub store_errors: AtomicU64,
     pub persistent_reads: AtomicU64,
     pub stale_served: AtomicU64,
+    pub history_hits: AtomicU64,
+    pub history_misses: AtomicU64,
+    pub history_bars_fetched: AtomicU64,
+    pub history_upstream_requests: AtomicU64,
 }
 
 impl Counters {
@@ -82,4 +86,14 @@ pub struct CacheStats {
     pub market_phase: MarketPhase,
     /// Whether the holiday calendar covers today (outside it, weekdays count as open).
     pub calendar_covers_today: bool,
+    /// History calls answered from the cache without an upstream request.
+    pub history_hits: u64,
+    /// History calls that needed upstream requests (bars or factors).
+    pub history_misses: u64,
+    /// Daily bars received from the upstreams.
+    pub history_bars_fetched: u64,
+    /// Upstream requests for history (bars and factors; also in `upstream_requests`).
+    pub history_upstream_requests: u64,
+    /// Symbols whose history is in memory.
+    pub history_memory_entries: usize,
 }

@@ -42,6 +42,34 @@ pub trait Store: MaybeSendSync {
     }
 }
 
+/// One symbol's history to write: the whole cached state, and the years whose bars changed.
+#[derive(Debug, Clone)]
+pub struct HistoryWrite {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// Its cache as it is now.
+    pub history: std::sync::Arc<crate::history::SymbolHistory>,
+    /// The years whose bar records are to be written (the meta record always is).
+    pub years: std::collections::BTreeSet<i32>,
+}
+
+/// A persistent history store: per symbol a meta record and a record of bars per year (see
+/// [`crate::history::SymbolHistory`]). Writers merge with what is stored, so two processes
+/// sharing it lose nothing.
+pub trait HistoryStore: MaybeSendSync {
+    /// One symbol's cache: `Ok(None)` when nothing (or nothing readable) is stored.
+    fn load(
+        &self,
+        symbol: Symbol,
+    ) -> BoxFuture<'_, Result<Option<crate::history::SymbolHistory>, Error>>;
+    /// Writes each symbol's meta record and the named years' bars.
+    fn save<'a>(&'a self, writes: &'a [HistoryWrite]) -> BoxFuture<'a, Result<(), Error>>;
+    /// Removes one symbol's history (no error when absent).
+    fn remove(&self, symbol: Symbol) -> BoxFuture<'_, Result<(), Error>>;
+    /// Removes every symbol's history.
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>>;
+}
+
 /// The on-disk / in-database record: a format tag and version around the quote, so a file of
 /// some other program or an older layout reads as corrupt instead of as a wrong quote.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]

@@ -15,15 +15,66 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::error::Error;
-use crate::platform;
+use crate::platform::{self, BoxFuture, MaybeSendSync};
 use crate::quote::Quote;
-use crate::store::Store;
+use crate::store::{HistoryStore, HistoryWrite, Store};
 use crate::symbol::Symbol;
 
-pub(crate) struct WriteBehind {
-    store: Arc<dyn Store>,
+/// What the queue holds: at most one item per symbol.
+pub(crate) trait Item: Clone + MaybeSendSync + 'static {
+    /// The symbol it is for (`None`: not stored).
+    fn symbol(&self) -> Option<Symbol>;
+    /// `self` is queued and `newer` arrives for the same symbol: what stays queued.
+    fn absorb(&mut self, newer: Self);
+}
+
+/// Where the queued items are written, a batch at a time.
+pub(crate) trait Sink<T>: MaybeSendSync {
+    /// Writes one batch.
+    fn write<'a>(&'a self, batch: &'a [T]) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+impl Item for Quote {
+    fn symbol(&self) -> Option<Symbol> {
+        self.key()
+    }
+
+    /// The newer fetch wins.
+    fn absorb(&mut self, newer: Quote) {
+        if newer.timestamp >= self.timestamp {
+            *self = newer;
+        }
+    }
+}
+
+impl Item for HistoryWrite {
+    fn symbol(&self) -> Option<Symbol> {
+        Some(self.symbol)
+    }
+
+    /// The newer state, and the years of both.
+    fn absorb(&mut self, newer: HistoryWrite) {
+        self.history = newer.history;
+        self.years.extend(newer.years);
+    }
+}
+
+impl Sink<HistoryWrite> for dyn HistoryStore {
+    fn write<'a>(&'a self, batch: &'a [HistoryWrite]) -> BoxFuture<'a, Result<(), Error>> {
+        self.save(batch)
+    }
+}
+
+impl Sink<Quote> for dyn Store {
+    fn write<'a>(&'a self, batch: &'a [Quote]) -> BoxFuture<'a, Result<(), Error>> {
+        self.save(batch)
+    }
+}
+
+pub(crate) struct WriteBehind<T, S: ?Sized = dyn Store> {
+    store: Arc<S>,
     capacity: usize,
-    state: Mutex<State>,
+    state: Mutex<State<T>>,
     /// Bumped whenever a batch ends or a drain stops: what `flush` waits on.
     progress: watch::Sender<u64>,
     pub written: AtomicU64,
@@ -32,13 +83,12 @@ pub(crate) struct WriteBehind {
 }
 
 /// Quotes being written, and where each symbol is among them.
-type Batch = (Arc<Vec<Quote>>, HashMap<Symbol, usize>);
+type Batch<T> = (Arc<Vec<T>>, HashMap<Symbol, usize>);
 
-#[derive(Default)]
-struct State {
-    pending: HashMap<Symbol, Quote>,
+struct State<T> {
+    pending: HashMap<Symbol, T>,
     /// The batch being written, and where each symbol is in it.
-    writing: Option<Batch>,
+    writing: Option<Batch<T>>,
     /// Enqueue calls so far.
     queued: u64,
     /// Every enqueue up to this one has been written (or has failed).
@@ -53,12 +103,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl WriteBehind {
-    pub fn new(store: Arc<dyn Store>, capacity: usize) -> Self {
+impl<T: Item, S: Sink<T> + ?Sized + 'static> WriteBehind<T, S> {
+    pub fn new(store: Arc<S>, capacity: usize) -> Self {
         WriteBehind {
             store,
             capacity,
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                pending: HashMap::new(),
+                writing: None,
+                queued: 0,
+                done: 0,
+                draining: false,
+                failure: None,
+            }),
             progress: watch::Sender::new(0),
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -66,24 +123,25 @@ impl WriteBehind {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<S> {
         &self.store
     }
 
-    /// Queues quotes for writing and makes sure a drain task runs. Never waits.
-    pub fn enqueue(self: &Arc<Self>, quotes: Vec<Quote>) {
-        if quotes.is_empty() {
+    /// Queues items for writing and makes sure a drain task runs. Never waits.
+    pub fn enqueue(self: &Arc<Self>, items: Vec<T>) {
+        if items.is_empty() {
             return;
         }
         let mut st = lock(&self.state);
         let mut dropped = 0;
-        for q in quotes {
-            let Some(s) = q.key() else { continue };
-            match st.pending.get(&s) {
-                Some(queued) if queued.timestamp > q.timestamp => {}
-                None if st.pending.len() >= self.capacity => dropped += 1,
-                _ => {
-                    st.pending.insert(s, q);
+        for item in items {
+            let Some(s) = item.symbol() else { continue };
+            let full = st.pending.len() >= self.capacity;
+            match st.pending.get_mut(&s) {
+                Some(queued) => queued.absorb(item),
+                None if full => dropped += 1,
+                None => {
+                    st.pending.insert(s, item);
                 }
             }
         }
@@ -93,7 +151,7 @@ impl WriteBehind {
         drop(st);
         if dropped > 0 {
             self.dropped.fetch_add(dropped, Ordering::Relaxed);
-            tracing::warn!("persistent write queue full: {dropped} quotes kept in memory only");
+            tracing::warn!("persistent write queue full: {dropped} entries kept in memory only");
         }
         if start {
             let drainer = Drainer::new(self.clone());
@@ -102,7 +160,7 @@ impl WriteBehind {
     }
 
     /// Queued or being-written quotes for these symbols (newer than what the store holds).
-    pub fn queued(&self, symbols: &[Symbol]) -> Vec<Option<Quote>> {
+    pub fn queued(&self, symbols: &[Symbol]) -> Vec<Option<T>> {
         let st = lock(&self.state);
         if st.pending.is_empty() && st.writing.is_none() {
             return vec![None; symbols.len()];
@@ -158,14 +216,14 @@ impl WriteBehind {
 
 /// The task that writes batches until the queue is empty. Dropped early (its runtime shut
 /// down), it puts its unwritten batch back and lets the next enqueue or flush start another.
-struct Drainer {
-    wb: Arc<WriteBehind>,
+struct Drainer<T: Item, S: Sink<T> + ?Sized + 'static> {
+    wb: Arc<WriteBehind<T, S>>,
     /// Set when it stopped on an empty queue (and already said it no longer drains).
     finished: bool,
 }
 
-impl Drainer {
-    fn new(wb: Arc<WriteBehind>) -> Self {
+impl<T: Item, S: Sink<T> + ?Sized + 'static> Drainer<T, S> {
+    fn new(wb: Arc<WriteBehind<T, S>>) -> Self {
         Drainer {
             wb,
             finished: false,
@@ -182,15 +240,15 @@ impl Drainer {
                     self.finished = true;
                     return;
                 }
-                let batch: Vec<Quote> = st.pending.drain().map(|(_, q)| q).collect();
+                let batch: Vec<T> = st.pending.drain().map(|(_, q)| q).collect();
                 let at = (batch.iter().enumerate())
-                    .filter_map(|(i, q)| Some((q.key()?, i)))
+                    .filter_map(|(i, q)| Some((q.symbol()?, i)))
                     .collect();
                 let batch = Arc::new(batch);
                 st.writing = Some((batch.clone(), at));
                 (batch, st.queued)
             };
-            let result = self.wb.store.save(&batch).await;
+            let result = self.wb.store.write(&batch).await;
             let n = batch.len() as u64;
             let mut st = lock(&self.wb.state);
             st.writing = None;
@@ -211,15 +269,19 @@ impl Drainer {
     }
 }
 
-impl Drop for Drainer {
+impl<T: Item, S: Sink<T> + ?Sized + 'static> Drop for Drainer<T, S> {
     fn drop(&mut self) {
         if !self.finished {
             let mut st = lock(&self.wb.state);
             if let Some((batch, _)) = st.writing.take() {
                 for q in batch.iter() {
-                    if let Some(s) = q.key() {
-                        st.pending.entry(s).or_insert_with(|| q.clone());
+                    let Some(s) = q.symbol() else { continue };
+                    // Back in the queue, under anything newer queued since.
+                    let mut item = q.clone();
+                    if let Some(newer) = st.pending.remove(&s) {
+                        item.absorb(newer);
                     }
+                    st.pending.insert(s, item);
                 }
             }
             st.draining = false;

@@ -1,4 +1,5 @@
-//! The `quantdb` command-line tool: quotes, cache statistics, cache clearing, the relay.
+//! The `quantdb` command-line tool: quotes, daily history, cache statistics, cache clearing,
+//! the relay.
 
 fn main() -> std::process::ExitCode {
     cli::main()
@@ -11,13 +12,15 @@ mod cli {
     use std::time::Duration;
 
     use clap::{Parser, Subcommand};
+    use quantdb::history::{Adjust, Bar, HistoryRequest, Period};
     use quantdb::relay::{self, RelayConfig};
     use quantdb::{
         BatchEntry, FetchOptions, FixedClock, Provider, QuantDb, Quote, ShiftedClock, TtlMode,
     };
     use unicode_width::UnicodeWidthStr;
 
-    /// Cached realtime quotes for Chinese A-shares (Shanghai, Shenzhen, Beijing).
+    /// Cached realtime quotes and daily history for Chinese A-shares (Shanghai, Shenzhen,
+    /// Beijing).
     ///
     /// Upstream base URLs can be redirected (a proxy, a mirror, a local test server) with
     /// QUANTDB_SINA_URL, QUANTDB_TENCENT_URL and QUANTDB_EASTMONEY_URL; QUANTDB_RELAY_URL
@@ -86,6 +89,36 @@ mod cli {
             #[arg(long)]
             json: bool,
             /// Skip the cache and ask the upstream (the answer refreshes the cache)
+            #[arg(long)]
+            force_refresh: bool,
+        },
+        /// Print daily (weekly, monthly) bars from the history cache, fetching only the dates
+        /// not cached yet: `quantdb history 600000 --start 20240101 --end 20241231 --adjust qfq`
+        History {
+            /// The symbol: 600000, sh600000, 600000.SH, sh000001 (an index), ...
+            symbol: String,
+            /// First date, YYYYMMDD or YYYY-MM-DD
+            #[arg(long, value_parser = date_arg, conflicts_with = "days")]
+            start: Option<chrono::NaiveDate>,
+            /// Last date (default and at most: today)
+            #[arg(long, value_parser = date_arg)]
+            end: Option<chrono::NaiveDate>,
+            /// The last N bars instead of --start [default: 30 when --start is not given]
+            #[arg(long)]
+            days: Option<u32>,
+            /// Price adjustment: none, qfq (forward) or hfq (backward)
+            #[arg(long, default_value = "none")]
+            adjust: Adjust,
+            /// Bar length: daily, weekly or monthly
+            #[arg(long, default_value = "daily")]
+            period: Period,
+            /// Print the bars as JSON
+            #[arg(long, conflicts_with = "csv")]
+            json: bool,
+            /// Print the bars as CSV
+            #[arg(long)]
+            csv: bool,
+            /// Fetch the range (and the factors) again from the upstream
             #[arg(long)]
             force_refresh: bool,
         },
@@ -201,6 +234,45 @@ mod cli {
                 } else {
                     ExitCode::SUCCESS
                 }
+            }
+            Command::History {
+                symbol,
+                start,
+                end,
+                days,
+                adjust,
+                period,
+                json,
+                csv,
+                force_refresh,
+            } => {
+                let request = HistoryRequest {
+                    start,
+                    end,
+                    days,
+                    adjust,
+                    period,
+                    force_refresh,
+                };
+                match db.get_stock_data(&symbol, request).await {
+                    Ok(bars) if json => println!("{}", to_json(&bars)),
+                    Ok(bars) if csv => print!("{}", bars_csv(&bars)),
+                    Ok(bars) => print!("{}", bars_table(&bars)),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        if e.is_upstream_failure() {
+                            eprintln!("{HINT}");
+                        }
+                        db.flush().await.ok();
+                        let usage = matches!(e.code(), "invalid_symbol" | "invalid_request");
+                        return Ok(if usage {
+                            ExitCode::from(2)
+                        } else {
+                            ExitCode::FAILURE
+                        });
+                    }
+                }
+                ExitCode::SUCCESS
             }
             Command::Stats { json } => {
                 let stats = db.cache_stats();
@@ -362,11 +434,94 @@ mod cli {
             out.push_str(&format!("error ({n} {symbols}): {error}\n"));
         }
         if !distinct.is_empty() {
-            out.push_str(
-                "hint: no network, or a blocked upstream? Point QUANTDB_SINA_URL, \
-                 QUANTDB_TENCENT_URL, QUANTDB_EASTMONEY_URL at a mirror, a relay or the mock \
-                 upstream (cargo run --example mock_upstream -- --port 18080)\n",
-            );
+            out.push_str(HINT);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// What to do when no upstream could be reached.
+    const HINT: &str = "hint: no network, or a blocked upstream? Point QUANTDB_SINA_URL, \
+        QUANTDB_TENCENT_URL, QUANTDB_EASTMONEY_URL at a mirror, a relay or the mock upstream \
+        (cargo run -p mock-upstream -- --port 18080)";
+
+    /// `--start` and `--end`: YYYYMMDD or YYYY-MM-DD.
+    fn date_arg(text: &str) -> Result<chrono::NaiveDate, String> {
+        quantdb::history::parse_date(text).map_err(|e| e.to_string())
+    }
+
+    /// A number, or `-` when unknown.
+    fn opt(value: Option<f64>, decimals: usize) -> String {
+        value.map_or("-".to_string(), |v| format!("{v:.decimals$}"))
+    }
+
+    fn bars_table(bars: &[Bar]) -> String {
+        let header = [
+            "DATE", "OPEN", "HIGH", "LOW", "CLOSE", "VOLUME", "AMOUNT", "CHANGE", "%",
+        ];
+        let rows: Vec<[String; 9]> = bars
+            .iter()
+            .map(|b| {
+                [
+                    b.date.to_string(),
+                    format!("{:.2}", b.open),
+                    format!("{:.2}", b.high),
+                    format!("{:.2}", b.low),
+                    format!("{:.2}", b.close),
+                    format!("{:.0}", b.volume),
+                    opt(b.amount, 0),
+                    b.change.map_or("-".into(), |c| format!("{c:+.2}")),
+                    b.change_percent.map_or("-".into(), |c| format!("{c:+.2}%")),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for r in &rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = cells
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:>w$}"))
+                .collect::<Vec<_>>()
+                .join("  ");
+            out.push('\n');
+            out
+        };
+        let mut out = line(&header.map(String::from));
+        for r in &rows {
+            out.push_str(&line(r));
+        }
+        if bars.is_empty() {
+            out.push_str("no bars in this range\n");
+        }
+        out
+    }
+
+    fn bars_csv(bars: &[Bar]) -> String {
+        let mut out = String::from(
+            "date,open,high,low,close,volume,amount,change,change_percent,amplitude,turnover_rate,adjust\n",
+        );
+        let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+        for b in bars {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                b.date,
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.volume,
+                cell(b.amount),
+                cell(b.change),
+                cell(b.change_percent),
+                cell(b.amplitude),
+                cell(b.turnover_rate),
+                b.adjust,
+            ));
         }
         out
     }

@@ -10,12 +10,13 @@ use chrono::NaiveDate;
 use lru::LruCache;
 use tokio::sync::Semaphore;
 
+use super::history::{HistoryTier, HistoryUpstream};
 use super::{Inner, MaxStale, QuantDb, Upstream};
 use crate::backend;
 use crate::calendar::{MarketCalendar, TtlMode, TtlPolicy};
 use crate::error::Error;
 use crate::stats::Counters;
-use crate::store::Store;
+use crate::store::{HistoryStore, Store};
 use crate::transport::{Clock, SystemClock, Transport};
 use crate::upstream::Provider;
 use crate::write_behind::WriteBehind;
@@ -57,6 +58,10 @@ pub struct QuantDbBuilder {
     clock: Arc<dyn Clock>,
     transport: Option<Arc<dyn Transport>>,
     store: Option<Arc<dyn Store>>,
+    history_providers: Option<Vec<Provider>>,
+    history_store: Option<Arc<dyn HistoryStore>>,
+    history_memory_capacity: usize,
+    max_history_bars: u32,
 }
 
 impl Default for QuantDbBuilder {
@@ -78,6 +83,10 @@ impl Default for QuantDbBuilder {
             clock: Arc::new(SystemClock),
             transport: None,
             store: None,
+            history_providers: None,
+            history_store: None,
+            history_memory_capacity: 256,
+            max_history_bars: 10_000,
         }
     }
 }
@@ -199,12 +208,120 @@ impl QuantDbBuilder {
         self
     }
 
+    /// History providers, in the order asked (default: a relay when the quote providers
+    /// include one, else Eastmoney, Tencent, Sina). Factors come from Sina (or the relay).
+    pub fn history_providers(mut self, providers: impl IntoIterator<Item = Provider>) -> Self {
+        self.history_providers = Some(providers.into_iter().collect());
+        self
+    }
+
+    /// A custom persistent history store (tests, other backends).
+    pub fn history_store(mut self, store: Arc<dyn HistoryStore>) -> Self {
+        self.history_store = Some(store);
+        self
+    }
+
+    /// Symbols whose daily history is kept in memory (default 256; ten years of one symbol
+    /// is about 200 KB).
+    pub fn history_memory_capacity(mut self, n: usize) -> Self {
+        self.history_memory_capacity = n;
+        self
+    }
+
+    /// The most bars one history request may span (default 10,000): a larger request is an
+    /// `invalid_request` error, and nothing is fetched.
+    pub fn max_history_bars(mut self, n: u32) -> Self {
+        self.max_history_bars = n;
+        self
+    }
+
+    /// The base URL configured for a provider (the builder's, else its environment
+    /// variable), checked; `None` for the public one. It serves quotes and history alike.
+    fn configured_url(&self, provider: Provider) -> Result<Option<String>, Error> {
+        let url = (self.base_urls.get(&provider).cloned()).or_else(|| {
+            std::env::var(provider.url_env_var())
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        });
+        match url {
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => Err(
+                Error::Config(format!("{provider} base URL {u:?} is not an http(s) URL")),
+            ),
+            url => Ok(url),
+        }
+    }
+
+    /// The history tier: providers in order, the factor providers, memory and the store.
+    async fn history_tier(&mut self) -> Result<HistoryTier, Error> {
+        let memory = NonZeroUsize::new(self.history_memory_capacity)
+            .ok_or_else(|| Error::Config("history_memory_capacity must be at least 1".into()))?;
+        if self.max_history_bars == 0 {
+            return Err(Error::Config("max_history_bars must be at least 1".into()));
+        }
+        let relay = self.providers.contains(&Provider::Relay);
+        let providers = (self.history_providers.clone()).unwrap_or_else(|| {
+            if relay {
+                vec![Provider::Relay]
+            } else {
+                vec![Provider::Eastmoney, Provider::Tencent, Provider::Sina]
+            }
+        });
+        if providers.is_empty() {
+            return Err(Error::Config(
+                "at least one history provider is needed".into(),
+            ));
+        }
+        let mut upstreams: Vec<HistoryUpstream> = Vec::new();
+        for provider in providers {
+            if upstreams.iter().any(|u| u.provider == provider) {
+                return Err(Error::Config(format!(
+                    "history provider {provider} is listed twice"
+                )));
+            }
+            upstreams.push(HistoryUpstream {
+                provider,
+                base_url: self.configured_url(provider)?,
+            });
+        }
+        let factor_provider = if upstreams.iter().any(|u| u.provider == Provider::Relay) {
+            Provider::Relay
+        } else {
+            Provider::Sina
+        };
+        let factor_upstreams = vec![HistoryUpstream {
+            provider: factor_provider,
+            base_url: self.configured_url(factor_provider)?,
+        }];
+        let store = match (self.persistent, self.history_store.take()) {
+            (false, _) => None,
+            (true, Some(store)) => Some(store),
+            (true, None) => {
+                match backend::open_history_store(self.cache_dir.as_deref(), &self.db_name).await {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        tracing::warn!("persistent history cache is off, memory only: {e}");
+                        None
+                    }
+                }
+            }
+        };
+        Ok(HistoryTier {
+            upstreams,
+            factor_upstreams,
+            memory: Mutex::new(LruCache::new(memory)),
+            provisional: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
+            writer: store.map(|s| Arc::new(WriteBehind::new(s, self.write_queue_capacity))),
+            max_bars: self.max_history_bars,
+        })
+    }
+
     /// Checks the configuration and opens the persistent tier. A persistent tier that cannot
     /// be opened (unwritable directory, IndexedDB unavailable) leaves the client memory-only,
     /// with a warning and `persistent_enabled: false` in the stats.
     // On wasm32 the store and transport hold JS handles (not `Send`): the browser has one thread.
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-    pub async fn build(self) -> Result<QuantDb, Error> {
+    pub async fn build(mut self) -> Result<QuantDb, Error> {
         let memory = NonZeroUsize::new(self.memory_capacity)
             .ok_or_else(|| Error::Config("memory_capacity must be at least 1".into()))?;
         if self.write_queue_capacity == 0 {
@@ -244,21 +361,8 @@ impl QuantDbBuilder {
                     "provider {provider} is listed twice"
                 )));
             }
-            let base_url = self
-                .base_urls
-                .get(&provider)
-                .cloned()
-                .or_else(|| {
-                    std::env::var(provider.url_env_var())
-                        .ok()
-                        .filter(|v| !v.trim().is_empty())
-                })
+            let base_url = (self.configured_url(provider)?)
                 .unwrap_or_else(|| provider.default_base_url().to_string());
-            if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                return Err(Error::Config(format!(
-                    "{provider} base URL {base_url:?} is not an http(s) URL"
-                )));
-            }
             let chunk_size = self
                 .chunk_sizes
                 .get(&provider)
@@ -275,6 +379,7 @@ impl QuantDbBuilder {
                 chunk_size,
             });
         }
+        let history = self.history_tier().await?;
         let transport = match self.transport {
             Some(t) => t,
             None => backend::default_transport()?,
@@ -309,6 +414,7 @@ impl QuantDbBuilder {
                 inflight: Mutex::new(HashMap::new()),
                 permits: Semaphore::new(self.max_concurrent_requests),
                 counters: Counters::default(),
+                history,
             }),
         })
     }

@@ -9,7 +9,8 @@ use super::{Answer, QuantDb, Upstream};
 use crate::error::Error;
 use crate::stats::Counters;
 use crate::symbol::Symbol;
-use crate::transport::{host_of, TransportError};
+use crate::transport::{host_of, HttpRequest, TransportError};
+use crate::upstream::Provider;
 
 impl QuantDb {
     /// Asks the providers in order; each one gets the symbols the previous ones failed or
@@ -89,15 +90,33 @@ impl QuantDb {
         chunk: &[Symbol],
     ) -> Result<Vec<(Symbol, Answer)>, Error> {
         let inner = &self.inner;
+        let request = up.provider.request(&up.base_url, chunk);
+        Counters::add(&inner.counters.symbols_fetched, chunk.len());
+        let body = self.get(up.provider, &request).await;
+        let fetched_at = inner.clock.now();
+        let phase = inner.calendar.phase(fetched_at);
+        body.and_then(|body| up.provider.answers(&body, fetched_at, phase))
+            .inspect_err(|e| {
+                Counters::add(&inner.counters.upstream_failures, 1);
+                tracing::debug!("{e}");
+            })
+    }
+
+    /// Sends one request to `provider` within the engine's bound on concurrent requests and
+    /// its timeout: the body of a `200` answer, or the failure as the provider's error.
+    pub(super) async fn get(
+        &self,
+        provider: Provider,
+        request: &HttpRequest,
+    ) -> Result<Vec<u8>, Error> {
+        let inner = &self.inner;
+        let provider = provider.name().to_string();
         let _permit = inner.permits.acquire().await.map_err(|_| Error::Upstream {
-            provider: up.provider.name().into(),
+            provider: provider.clone(),
             message: "client is shutting down".into(),
         })?;
-        let request = up.provider.request(&up.base_url, chunk);
         Counters::add(&inner.counters.upstream_requests, 1);
-        Counters::add(&inner.counters.symbols_fetched, chunk.len());
-        let provider = up.provider.name().to_string();
-        let body = match inner.transport.get(&request, inner.timeout).await {
+        match inner.transport.get(request, inner.timeout).await {
             Ok(resp) if resp.status == 200 => Ok(resp.body),
             Ok(resp) => Err(Error::Upstream {
                 provider,
@@ -109,13 +128,6 @@ impl QuantDb {
                 timeout_ms: inner.timeout.as_millis() as u64,
             }),
             Err(TransportError::Failed(message)) => Err(Error::Upstream { provider, message }),
-        };
-        let fetched_at = inner.clock.now();
-        let phase = inner.calendar.phase(fetched_at);
-        body.and_then(|body| up.provider.answers(&body, fetched_at, phase))
-            .inspect_err(|e| {
-                Counters::add(&inner.counters.upstream_failures, 1);
-                tracing::debug!("{e}");
-            })
+        }
     }
 }

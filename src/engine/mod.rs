@@ -7,8 +7,10 @@
 mod builder;
 mod coalesce;
 mod fallback;
+mod history;
 
 pub use builder::QuantDbBuilder;
+pub use history::HistoryEntry;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,7 +103,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     transport: Arc<dyn Transport>,
     /// The persistent tier, read directly and written behind.
-    persistent: Option<Arc<WriteBehind>>,
+    persistent: Option<Arc<WriteBehind<Quote>>>,
     memory: Mutex<LruCache<Symbol, Cached>>,
     memory_capacity: usize,
     max_stale: MaxStale,
@@ -109,6 +111,7 @@ struct Inner {
     inflight: Mutex<HashMap<Symbol, Vec<oneshot::Sender<Answer>>>>,
     permits: Semaphore,
     counters: Counters,
+    history: history::HistoryTier,
 }
 
 /// A poisoned lock only means another caller panicked mid-update of a cache; the data is
@@ -251,7 +254,7 @@ impl QuantDb {
             Counters::get(&c.misses),
         );
         let lookups = memory_hits + persistent_hits + misses;
-        let writer_count = |counter: fn(&WriteBehind) -> &std::sync::atomic::AtomicU64| {
+        let writer_count = |counter: fn(&WriteBehind<Quote>) -> &std::sync::atomic::AtomicU64| {
             (inner.persistent.as_ref()).map_or(0, |w| Counters::get(counter(w)))
         };
         CacheStats {
@@ -285,12 +288,18 @@ impl QuantDb {
                 now.with_timezone(&crate::calendar::exchange_tz())
                     .date_naive(),
             ),
+            history_hits: Counters::get(&c.history_hits),
+            history_misses: Counters::get(&c.history_misses),
+            history_bars_fetched: Counters::get(&c.history_bars_fetched),
+            history_upstream_requests: Counters::get(&c.history_upstream_requests),
+            history_memory_entries: lock(&inner.history.memory).len(),
         }
     }
 
-    /// Empties every tier (queued persistent writes included).
+    /// Empties every tier (queued persistent writes included), quotes and history.
     pub async fn clear_cache(&self) -> Result<(), Error> {
         lock(&self.inner.memory).clear();
+        self.clear_history(None).await?;
         match self.inner.writer() {
             Some(writer) => {
                 writer.discard(None);
@@ -301,10 +310,11 @@ impl QuantDb {
         }
     }
 
-    /// Removes one symbol from every tier.
+    /// Removes one symbol from every tier, its quote and its history.
     pub async fn clear_symbol(&self, symbol: &str) -> Result<(), Error> {
         let symbol = Symbol::parse(symbol)?;
         lock(&self.inner.memory).pop(&symbol);
+        self.clear_history(Some(symbol)).await?;
         match self.inner.writer() {
             Some(writer) => {
                 writer.discard(Some(&[symbol]));
@@ -315,7 +325,7 @@ impl QuantDb {
         }
     }
 
-    /// Waits until every quote fetched so far is in the persistent tier. Writes happen behind
+    /// Waits until every quote and bar fetched so far is in the persistent tier. Writes happen behind
     /// the answers; call this before a clean exit so that nothing is lost. Reports the first
     /// persistent write that failed since the last flush.
     ///
@@ -327,10 +337,15 @@ impl QuantDb {
     /// # Ok(()) }
     /// ```
     pub async fn flush(&self) -> Result<(), Error> {
-        match &self.inner.persistent {
+        let quotes = match &self.inner.persistent {
             Some(writer) => writer.flush().await,
             None => Ok(()),
-        }
+        };
+        let history = match &self.inner.history.writer {
+            Some(writer) => writer.flush().await,
+            None => Ok(()),
+        };
+        quotes.and(history)
     }
 
     /// Answers for distinct symbols: memory, then the persistent tier, then upstream.
@@ -505,7 +520,7 @@ impl Inner {
     }
 
     /// The persistent tier, while it works.
-    fn writer(&self) -> Option<&Arc<WriteBehind>> {
+    fn writer(&self) -> Option<&Arc<WriteBehind<Quote>>> {
         (self.persistent.as_ref()).filter(|w| w.store().is_available())
     }
 
@@ -542,7 +557,7 @@ fn fresh_in_memory(
 /// Offers quotes still queued for writing to `take`; returns the symbols it did not take
 /// (not queued, or queued but no longer fresh).
 fn take_queued(
-    writer: &WriteBehind,
+    writer: &WriteBehind<Quote>,
     symbols: Vec<Symbol>,
     mut take: impl FnMut(Symbol, Quote) -> bool,
 ) -> Vec<Symbol> {

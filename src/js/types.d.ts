@@ -4,7 +4,7 @@ export type Provider = "sina" | "tencent" | "eastmoney" | "relay";
 /** Stable error codes, on rejected promises (`error.code`) and batch error entries. */
 export type ErrorCode =
   | "invalid_symbol" | "not_found" | "timeout" | "upstream_error" | "parse_error"
-  | "upstream_unavailable" | "config_error" | "storage_error";
+  | "upstream_unavailable" | "invalid_request" | "config_error" | "storage_error";
 
 export type MarketPhase =
   | "pre_open" | "opening_auction" | "trading" | "lunch_break" | "closing_auction"
@@ -146,6 +146,16 @@ export interface CacheStats {
   ttl_seconds: number;
   market_phase: MarketPhase;
   calendar_covers_today: boolean;
+  /** History calls answered from the cache without an upstream request. */
+  history_hits: number;
+  /** History calls that needed upstream requests (bars or factors). */
+  history_misses: number;
+  /** Daily bars received from the upstreams. */
+  history_bars_fetched: number;
+  /** Upstream requests for history (also counted in upstream_requests). */
+  history_upstream_requests: number;
+  /** Symbols whose history is in memory. */
+  history_memory_entries: number;
 }
 
 /** What a QuantDB promise rejects with. */

@@ -364,7 +364,7 @@ impl Index {
     }
 }
 
-fn temp_path(dir: &Path, what: &str) -> PathBuf {
+pub(super) fn temp_path(dir: &Path, what: &str) -> PathBuf {
     let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(".{what}.{}.{seq}.tmp", std::process::id()))
 }
@@ -436,7 +436,7 @@ fn compact(shared: &Shared, index: &mut Index) -> std::io::Result<()> {
 }
 
 /// Runs blocking file work off the async executor when a tokio runtime is there.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Error> {
     match tokio::runtime::Handle::try_current() {

@@ -2,16 +2,18 @@
 //! engine is `crate::relay`, feature `relay`.)
 
 mod file_store;
+mod history_files;
 mod http;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use file_store::FileStore;
+pub use history_files::HistoryFiles;
 pub use http::ReqwestTransport;
 
 use crate::error::Error;
-use crate::store::Store;
+use crate::store::{HistoryStore, Store};
 use crate::transport::Transport;
 
 /// The default cache directory: the platform cache directory plus `quantdb`
@@ -24,14 +26,25 @@ pub(crate) fn default_transport() -> Result<Arc<dyn Transport>, Error> {
     Ok(Arc::new(ReqwestTransport::new()?))
 }
 
+/// The cache directory asked for, or the default one.
+fn cache_root(cache_dir: Option<&Path>) -> Result<PathBuf, Error> {
+    match cache_dir {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => default_cache_dir()
+            .ok_or_else(|| Error::Storage("no cache directory on this platform".into())),
+    }
+}
+
 pub(crate) async fn open_store(
     cache_dir: Option<&Path>,
     _db_name: &str,
 ) -> Result<Arc<dyn Store>, Error> {
-    let dir = match cache_dir {
-        Some(dir) => dir.to_path_buf(),
-        None => default_cache_dir()
-            .ok_or_else(|| Error::Storage("no cache directory on this platform".into()))?,
-    };
-    Ok(Arc::new(FileStore::open(dir)?))
+    Ok(Arc::new(FileStore::open(cache_root(cache_dir)?)?))
+}
+
+pub(crate) async fn open_history_store(
+    cache_dir: Option<&Path>,
+    _db_name: &str,
+) -> Result<Arc<dyn HistoryStore>, Error> {
+    Ok(Arc::new(HistoryFiles::open(cache_root(cache_dir)?)?))
 }

@@ -27,3 +27,13 @@ pub(crate) async fn open_store(
 ) -> Result<Arc<dyn Store>, Error> {
     Ok(Arc::new(IdbStore::open(db_name).await?))
 }
+
+/// History in IndexedDB is not there yet: the browser keeps history in memory.
+pub(crate) async fn open_history_store(
+    _cache_dir: Option<&Path>,
+    _db_name: &str,
+) -> Result<Arc<dyn crate::store::HistoryStore>, Error> {
+    Err(Error::Storage(
+        "history is kept in memory in the browser".into(),
+    ))
+}
