@@ -532,6 +532,56 @@ mod tests {
         }
     }
 
+    /// Real captures in `tests/data/history/` (their sources are in `SOURCES.md` there).
+    #[test]
+    fn real_captures() {
+        // Eastmoney, a whole envelope: each bar's previous close is the close before it.
+        let body = include_str!("../../tests/data/history/eastmoney_kline_601872_fqt1.json");
+        let a = parse_bars(Provider::Eastmoney, sym("sh601872"), body.as_bytes()).unwrap();
+        assert_eq!(a.bars.len(), 10);
+        assert_eq!(a.bars[0].prev_close, Some(6.08));
+        for pair in a.bars.windows(2) {
+            assert_eq!(pair[1].prev_close, Some(pair[0].close), "{}", pair[1].date);
+        }
+        // Tencent, an index from its first day: lots, and a known symbol.
+        let body = include_str!("../../tests/data/history/tencent_fqkline_sh000001_day_1990.json");
+        let a = parse_bars(Provider::Tencent, sym("sh000001"), body.as_bytes()).unwrap();
+        assert!(a.known);
+        assert_eq!((a.bars[0].date, a.bars[0].close), (d("1990-12-19"), 113.1));
+        assert_eq!(a.bars[0].volume, 265_000.0);
+        // Sina daily rows of sh600103 around its 2019-06-03 ex-date (10 bonus shares for
+        // every 30 held), with the two hfq.js rows the capture quotes: the change on the
+        // ex-date is against 3.04 / 1.3.
+        let rows: Vec<&str> =
+            include_str!("../../tests/data/history/sina_kline_qfq_hfq_sh600103_2019.txt")
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('{'))
+                .collect();
+        let bars = format!("[{}]", rows[..2].join(","));
+        let a = parse_bars(Provider::Sina, sym("sh600103"), bars.as_bytes()).unwrap();
+        let factors = format!(
+            "var sh600103hfq={{\"total\":2,\"data\":[{}]}};",
+            rows[4..6].join(",")
+        );
+        let f = parse_factors(Provider::Sina, factors.as_bytes())
+            .unwrap()
+            .unwrap();
+        let derived = crate::history::derive(&a.bars, None, Some(&f), crate::history::Adjust::None);
+        let pct = derived[1].change_percent.unwrap();
+        assert!(
+            (pct - (2.45 / (3.04 / 1.3) - 1.0) * 100.0).abs() < 0.01,
+            "{pct}"
+        );
+        let qfq = crate::history::derive(&a.bars, None, Some(&f), crate::history::Adjust::Qfq);
+        assert!(
+            (qfq[0].close - 3.04 / 1.3).abs() < 0.001,
+            "{}",
+            qfq[0].close
+        );
+        assert_eq!(qfq[1].close, 2.45);
+    }
+
     #[test]
     fn requests() {
         let bars = Endpoint::Bars {
