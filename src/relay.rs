@@ -7,6 +7,12 @@
 //! - `GET /api/v1/realtime/{symbol}`: one quote, or `{symbol, error, code}` with a 4xx/5xx status.
 //! - `GET /api/v1/realtime?symbols=000001,600000` and `POST /api/v1/realtime` with a JSON list
 //!   (or `{"symbols": [...]}`): one entry per distinct symbol, per-symbol errors inside a 200.
+//! - `GET /api/v1/history/{symbol}?start=&end=&days=&adjust=&period=`: daily (weekly,
+//!   monthly) bars, `{symbol, adjust, period, bars}`, through the relay's history cache. With
+//!   `raw=1` (start and end only): the cached raw bars, for clients that use the relay as
+//!   their history provider; a symbol no upstream knows is then a `200` error object.
+//! - `GET /api/v1/factors/{symbol}`: the backward-adjustment factor table,
+//!   `{symbol, factors: [[date, factor], ...]}`.
 //! - `GET /api/v1/stats`: the cache statistics. `GET /healthz`: `{"status": "ok"}`.
 //!
 //! Upstream addresses come from the relay's configuration only: no request can make it fetch
@@ -31,6 +37,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
+use crate::history::{self, HistoryRequest};
 use crate::{Error, QuantDb, Symbol, SymbolError};
 
 /// How the relay treats its clients.
@@ -138,6 +145,8 @@ pub fn router(db: QuantDb, config: &RelayConfig) -> Result<Router, Error> {
     Ok(Router::new()
         .route("/api/v1/realtime", get(batch_get).post(batch_post))
         .route("/api/v1/realtime/{symbol}", get(one))
+        .route("/api/v1/history/{symbol}", get(history))
+        .route("/api/v1/factors/{symbol}", get(factors))
         .route("/api/v1/stats", get(stats))
         .route("/healthz", get(health))
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
@@ -340,6 +349,93 @@ impl App {
             return refuse(StatusCode::BAD_REQUEST, "invalid_symbol", message);
         }
         Json(self.db.get_realtime_data_batch(&symbols).await).into_response()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    start: Option<String>,
+    end: Option<String>,
+    days: Option<u32>,
+    adjust: Option<String>,
+    period: Option<String>,
+    force_refresh: Option<bool>,
+    raw: Option<u8>,
+}
+
+impl HistoryQuery {
+    fn request(&self) -> Result<HistoryRequest, Error> {
+        let date = |d: &Option<String>| d.as_deref().map(history::parse_date).transpose();
+        Ok(HistoryRequest {
+            start: date(&self.start)?,
+            end: date(&self.end)?,
+            days: self.days,
+            adjust: self.adjust.as_deref().unwrap_or("").parse()?,
+            period: self.period.as_deref().unwrap_or("daily").parse()?,
+            force_refresh: self.force_refresh.unwrap_or(false),
+        })
+    }
+}
+
+async fn history(
+    State(app): State<App>,
+    symbol: Result<Path<String>, PathRejection>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Response {
+    let (Ok(Path(symbol)), Ok(Query(query))) = (symbol, query) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected /api/v1/history/{symbol} with start, end, days, adjust, period, \
+             force_refresh: nothing else",
+        );
+    };
+    let request = match query.request() {
+        Ok(r) => r,
+        Err(e) => return (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+    };
+    if query.raw == Some(1) {
+        let (Some(start), Some(end)) = (request.start, request.end) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "raw=1 needs start and end",
+            );
+        };
+        return match app.db.get_raw_bars(&symbol, start, end).await {
+            Ok(bars) => Json(serde_json::json!({ "symbol": symbol, "bars": bars })).into_response(),
+            // Said inside a 200, so that the client reads it as "not known" rather than as
+            // a failed relay.
+            Err(e @ Error::NotFound { .. }) => Json(SymbolError::new(symbol, &e)).into_response(),
+            Err(e) => (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+        };
+    }
+    match app.db.get_stock_data(&symbol, request).await {
+        Ok(bars) => Json(serde_json::json!({
+            "symbol": Symbol::parse(&symbol).map(|s| s.key()).unwrap_or(symbol),
+            "adjust": request.adjust,
+            "period": request.period,
+            "bars": bars,
+        }))
+        .into_response(),
+        Err(e) => (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+    }
+}
+
+async fn factors(State(app): State<App>, symbol: Result<Path<String>, PathRejection>) -> Response {
+    let Ok(Path(symbol)) = symbol else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the path must end with one symbol",
+        );
+    };
+    match app.db.get_factors(&symbol).await {
+        Ok(table) => {
+            Json(serde_json::json!({ "symbol": symbol, "factors": table.rows() })).into_response()
+        }
+        Err(e) => (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
     }
 }
 

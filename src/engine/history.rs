@@ -200,12 +200,6 @@ impl QuantDb {
         answers.await
     }
 
-    /// The raw daily bars cached for a symbol from `start` to `end` (no request), and its
-    /// factor table: what a relay serves to its history clients.
-    pub async fn cached_history(&self, symbol: Symbol) -> Option<Arc<SymbolHistory>> {
-        self.load_history(symbol).await
-    }
-
     fn plan(&self, r: &HistoryRequest, now: DateTime<Utc>) -> Result<Plan, Error> {
         let local = now.with_timezone(&exchange_tz());
         let today = local.date_naive();
@@ -266,13 +260,20 @@ impl QuantDb {
     async fn history_of(&self, symbol: Symbol, r: &HistoryRequest) -> Result<Vec<Bar>, Error> {
         let now = self.inner.clock.now();
         let mut plan = self.plan(r, now)?;
+        self.exclusive(symbol, self.history_locked(symbol, r, &mut plan, now))
+            .await
+    }
+
+    /// Runs `work` as the only history work on `symbol` in this client: a second caller
+    /// waits, then finds the bars cached.
+    async fn exclusive<T>(&self, symbol: Symbol, work: impl std::future::Future<Output = T>) -> T {
         let tier = &self.inner.history;
-        // One caller at a time per symbol: a second one waits, then finds the bars cached.
         let gate = lock(&tier.busy).entry(symbol).or_default().clone();
         let guard = gate.lock().await;
-        let result = self.history_locked(symbol, r, &mut plan, now).await;
+        let result = work.await;
         drop(guard);
         let mut busy = lock(&tier.busy);
+        // Nobody else holds or waits for it (the map's copy and ours): forget it.
         if busy.get(&symbol).is_some_and(|g| Arc::strong_count(g) <= 2) {
             busy.remove(&symbol);
         }
@@ -333,34 +334,20 @@ impl QuantDb {
         }
         // Factors, when the answer is adjusted.
         let index = symbol.is_shanghai_index() || symbol.code().starts_with("399");
-        let needs_factors = r.adjust != Adjust::None && !index;
-        if needs_factors {
-            let stale = match &history.factors {
-                None => true,
-                Some(f) => f.checked_on < plan.today || history.ex_event_pending || r.force_refresh,
-            };
-            if stale {
-                requests += 1;
-                match self.fetch_factors(symbol).await {
-                    Ok(table) => {
-                        let h = Arc::make_mut(&mut history);
-                        h.factors = Some(FactorState {
-                            table,
-                            checked_on: plan.today,
-                        });
-                        h.ex_event_pending = false;
+        if r.adjust != Adjust::None && !index {
+            match self
+                .ensure_factors(symbol, &mut history, plan.today, r.force_refresh)
+                .await
+            {
+                Ok(fetched) => {
+                    if fetched {
+                        requests += 1;
                         touched.insert(None);
                     }
-                    // Yesterday's table is better than no answer.
-                    Err(e) if history.factors.is_some() => {
-                        tracing::warn!(
-                            "{symbol}: factors not refreshed, using the cached ones: {e}"
-                        );
-                    }
-                    Err(e) => {
-                        self.keep(symbol, history, touched);
-                        return Err(e);
-                    }
+                }
+                Err(e) => {
+                    self.keep(symbol, history, touched);
+                    return Err(e);
                 }
             }
         }
@@ -372,6 +359,103 @@ impl QuantDb {
         let answer = self.answer(symbol, &history, r, plan, now);
         self.keep(symbol, history, touched);
         Ok(answer)
+    }
+
+    /// Makes sure the factor table is today's (or newer than the last ex-event seen): fetched
+    /// at most once an exchange day. `Ok(true)` when it was fetched. When the upstream fails,
+    /// an older table is used.
+    async fn ensure_factors(
+        &self,
+        symbol: Symbol,
+        history: &mut Arc<SymbolHistory>,
+        today: NaiveDate,
+        force: bool,
+    ) -> Result<bool, Error> {
+        let stale = match &history.factors {
+            None => true,
+            Some(f) => f.checked_on < today || history.ex_event_pending || force,
+        };
+        if !stale {
+            return Ok(false);
+        }
+        match self.fetch_factors(symbol).await {
+            Ok(table) => {
+                let h = Arc::make_mut(history);
+                h.factors = Some(FactorState {
+                    table,
+                    checked_on: today,
+                });
+                h.ex_event_pending = false;
+                Ok(true)
+            }
+            // Yesterday's table is better than no answer.
+            Err(e) if history.factors.is_some() => {
+                tracing::warn!("{symbol}: factors not refreshed, using the cached ones: {e}");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Raw daily bars from `start` to `end` through the cache, today's provisional bar
+    /// included: what a relay serves to the clients that use it as their history provider.
+    pub async fn get_raw_bars(
+        &self,
+        symbol: &str,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<Vec<RawBar>, Error> {
+        let symbol = Symbol::parse(symbol)?;
+        let request = HistoryRequest {
+            start: Some(start),
+            end: Some(end),
+            ..Default::default()
+        };
+        self.history_of(symbol, &request).await?;
+        let now = self.inner.clock.now();
+        let plan = self.plan(&request, now)?;
+        let history = self.load_history(symbol).await.unwrap_or_default();
+        let mut bars = history.range(plan.start, plan.end).1.to_vec();
+        if plan.end == plan.today && plan.today_live {
+            if let Some((bar, _)) = self.provisional(symbol, now) {
+                if bars.last().is_none_or(|b| b.date < bar.date) {
+                    bars.push(bar);
+                }
+            }
+        }
+        Ok(bars)
+    }
+
+    /// A symbol's backward-adjustment factor table, through the cache (fetched at most once
+    /// an exchange day). Indices have none: the empty table.
+    pub async fn get_factors(&self, symbol: &str) -> Result<Factors, Error> {
+        let symbol = Symbol::parse(symbol)?;
+        if symbol.is_shanghai_index() || symbol.code().starts_with("399") {
+            return Ok(Factors::empty());
+        }
+        let today = self
+            .inner
+            .clock
+            .now()
+            .with_timezone(&exchange_tz())
+            .date_naive();
+        self.exclusive(symbol, async {
+            let mut history = self.load_history(symbol).await.unwrap_or_default();
+            let fetched = self
+                .ensure_factors(symbol, &mut history, today, false)
+                .await?;
+            let table = (history.factors.as_ref())
+                .map(|f| f.table.clone())
+                .unwrap_or_default();
+            let touched = if fetched {
+                BTreeSet::from([None])
+            } else {
+                BTreeSet::new()
+            };
+            self.keep(symbol, history, touched);
+            Ok(table)
+        })
+        .await
     }
 
     /// The bars asked for, from the cache as it now is.
