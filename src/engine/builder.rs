@@ -252,6 +252,8 @@ impl QuantDbBuilder {
     }
 
     /// The history tier: providers in order, the factor providers, memory and the store.
+    // On wasm32 the store holds JS handles (not `Send`): the browser has one thread.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     async fn history_tier(&mut self) -> Result<HistoryTier, Error> {
         let memory = NonZeroUsize::new(self.history_memory_capacity)
             .ok_or_else(|| Error::Config("history_memory_capacity must be at least 1".into()))?;

@@ -13,6 +13,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::calendar::TtlMode;
 use crate::engine::{FetchOptions, QuantDb};
 use crate::error::Error;
+use crate::history::HistoryRequest;
 use crate::transport::{FixedClock, ShiftedClock};
 use crate::upstream::Provider;
 
@@ -29,6 +30,8 @@ extern "C" {
     pub type OpenOptions;
     #[wasm_bindgen(typescript_type = "FetchOptions")]
     pub type JsFetchOptions;
+    #[wasm_bindgen(typescript_type = "HistoryOptions")]
+    pub type JsHistoryOptions;
 }
 
 /// `OpenOptions`, as Rust reads it. Unknown keys are refused so a typo is not silently ignored.
@@ -273,6 +276,27 @@ impl QuantDB {
         })
     }
 
+    /// Daily (weekly, monthly) bars of one symbol in date order, from the history cache
+    /// (memory, then IndexedDB) and fetched only for the dates not cached yet. Rejects with an
+    /// `Error` whose `.code` says why (`invalid_request` for bad dates or options).
+    #[wasm_bindgen(js_name = getStockData, unchecked_return_type = "Promise<Bar[]>")]
+    pub fn get_stock_data(
+        &self,
+        symbol: String,
+        options: Option<JsHistoryOptions>,
+    ) -> js_sys::Promise {
+        let db = self.db.clone();
+        let request = history_request(options);
+        future_to_promise(async move {
+            let request = request.map_err(|e| js_error(&e))?;
+            let bars = db
+                .get_stock_data(&symbol, request)
+                .await
+                .map_err(|e| js_error(&e))?;
+            to_js(&bars)
+        })
+    }
+
     /// The canonical form of a symbol, as batch answers name it: `000001.SZ`, `SZ000001` and
     /// `000001` all give `sz000001`. Throws a `QuantDBError` (`invalid_symbol`) naming what
     /// is wrong.
@@ -316,6 +340,34 @@ impl QuantDB {
             done.map(|()| JsValue::UNDEFINED).map_err(|e| js_error(&e))
         })
     }
+}
+
+/// `HistoryOptions`, as Rust reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HistoryOptions {
+    start: Option<String>,
+    end: Option<String>,
+    days: Option<f64>,
+    adjust: Option<String>,
+    period: Option<String>,
+    force_refresh: Option<bool>,
+}
+
+fn history_request(value: Option<JsHistoryOptions>) -> Result<HistoryRequest, Error> {
+    let o: HistoryOptions = options(value.map(JsValue::from))?;
+    let date = |d: &Option<String>| d.as_deref().map(crate::history::parse_date).transpose();
+    Ok(HistoryRequest {
+        start: date(&o.start)?,
+        end: date(&o.end)?,
+        days: o
+            .days
+            .map(|n| count("days", n, 100_000.0).map(|n| n as u32))
+            .transpose()?,
+        adjust: o.adjust.as_deref().unwrap_or("").parse()?,
+        period: o.period.as_deref().unwrap_or("daily").parse()?,
+        force_refresh: o.force_refresh.unwrap_or(false),
+    })
 }
 
 fn call_options(value: Option<JsFetchOptions>) -> Result<FetchOptions, Error> {

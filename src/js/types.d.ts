@@ -68,6 +68,48 @@ export interface FetchOptions {
   forceRefresh?: boolean;
 }
 
+/** `getStockData` options. Dates are "YYYYMMDD" or "YYYY-MM-DD". */
+export interface HistoryOptions {
+  /** The first date (not with `days`). */
+  start?: string;
+  /** The last date (default and at most: today). */
+  end?: string;
+  /** The last N bars up to `end` (default 30 when `start` is not given). */
+  days?: number;
+  /** "" or "none" (default), "qfq" (forward-adjusted) or "hfq" (backward-adjusted). */
+  adjust?: "" | Adjust;
+  /** "daily" (default), "weekly" or "monthly" (built from the cached daily bars). */
+  period?: Period;
+  /** Fetch the range (and the factors) again from the upstream. */
+  forceRefresh?: boolean;
+}
+
+export type Adjust = "none" | "qfq" | "hfq";
+export type Period = "daily" | "weekly" | "monthly";
+
+/**
+ * A daily (weekly, monthly) bar. Prices in yuan, `volume` in shares, `amount` in yuan,
+ * percentages in percent, whichever upstream answered. `change`, `change_percent` and
+ * `amplitude` are against the previous close (ex-adjusted on an ex-date), null on the first
+ * bar when no earlier one is known; `amount` and `turnover_rate` are null when the upstream
+ * that answered does not give them.
+ */
+export interface Bar {
+  /** "YYYY-MM-DD": the trading day (the period's last for weekly and monthly bars). */
+  date: string;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  amount: number | null;
+  change: number | null;
+  change_percent: number | null;
+  amplitude: number | null;
+  turnover_rate: number | null;
+  adjust: Adjust;
+}
+
 export interface Quote {
   /** The 6-digit code. */
   symbol: string;
