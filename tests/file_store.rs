@@ -5,6 +5,8 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/history_suite.rs"]
+mod history_suite;
 #[path = "support/store_suite.rs"]
 mod store_suite;
 
@@ -243,4 +245,63 @@ async fn an_interrupted_append_loses_nothing_already_stored() {
     );
     assert_eq!(fresh.entry_count(), Some(2));
     assert_eq!(dir_names(&fresh), ["quotes.lock", "quotes.log"]);
+}
+
+#[tokio::test]
+async fn the_history_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = quantdb::native::HistoryFiles::open(dir.path()).unwrap();
+    let b = quantdb::native::HistoryFiles::open(dir.path()).unwrap();
+    history_suite::check_history_store(&a, &b).await;
+}
+
+/// A damaged or foreign file makes the symbol's history a miss, and the next write repairs
+/// it; a year file the meta names but that is gone is a miss too.
+#[tokio::test]
+async fn damaged_history_files_are_a_miss() {
+    use quantdb::HistoryStore;
+    let dir = tempfile::tempdir().unwrap();
+    let files = quantdb::native::HistoryFiles::open(dir.path()).unwrap();
+    let sh = Symbol::from_key("sh600000").unwrap();
+    let h = history_suite::history(
+        &[history_suite::bar("2024-01-02", 9.5)],
+        "2024-01-01",
+        "2024-01-02",
+    );
+    files
+        .save(&[history_suite::write("sh600000", h.clone(), &[2024])])
+        .await
+        .unwrap();
+    let symbol_dir = files.dir().join("sh600000");
+    let mut names: Vec<String> = (std::fs::read_dir(&symbol_dir).unwrap().flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["2024.json", "meta.json"],
+        "one file a year, and the meta file"
+    );
+    for (file, damage) in [
+        ("2024.json", &b"{\"format\":"[..]),
+        ("meta.json", b"not json"),
+    ] {
+        std::fs::write(symbol_dir.join(file), damage).unwrap();
+        assert_eq!(files.load(sh).await.unwrap(), None, "{file}");
+        files
+            .save(&[history_suite::write("sh600000", h.clone(), &[2024])])
+            .await
+            .unwrap();
+        assert_eq!(
+            files.load(sh).await.unwrap(),
+            Some(h.clone()),
+            "{file} repaired"
+        );
+    }
+    std::fs::remove_file(symbol_dir.join("2024.json")).unwrap();
+    assert_eq!(
+        files.load(sh).await.unwrap(),
+        None,
+        "a named year is missing"
+    );
 }

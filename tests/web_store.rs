@@ -10,8 +10,8 @@ use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
 use js_sys::Date;
 use quantdb::store::Record;
-use quantdb::wasm::IdbStore;
-use quantdb::{Error, Store, Stored, Symbol};
+use quantdb::wasm::{IdbHistory, IdbStore};
+use quantdb::{Error, HistoryStore, Store, Stored, Symbol};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -19,6 +19,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 #[path = "support/browser.rs"]
 mod browser;
+#[path = "support/history_suite.rs"]
+mod history_suite;
 #[path = "support/store_suite.rs"]
 mod store_suite;
 
@@ -209,4 +211,55 @@ async fn an_open_store_yields_to_upgrades_and_deletes() {
     .expect("the delete is not blocked by the open store")
     .unwrap();
     storage_error(store.load(&[sym("sh600000")]).await);
+}
+
+#[wasm_bindgen_test]
+async fn the_history_store() {
+    let name = unique("history");
+    let a = IdbHistory::open(&name).await.unwrap();
+    let b = IdbHistory::open(&name).await.unwrap();
+    history_suite::check_history_store(&a, &b).await;
+}
+
+/// A database of the first version (quotes only) is upgraded: the history store is added
+/// and every quote stored stays.
+#[wasm_bindgen_test]
+async fn the_upgrade_to_version_2_keeps_the_quotes() {
+    let name = unique("v1");
+    let q = store_suite::sample("sh600000", 9.05, 1_796_011_200_000);
+    let v1 = browser::raw_open(&name, 1, IdbStore::STORE_NAME).await;
+    let tx = v1
+        .transaction(IdbStore::STORE_NAME)
+        .with_mode(TransactionMode::Readwrite)
+        .build()
+        .unwrap();
+    let text = String::from_utf8(Record::encode(&q).unwrap()).unwrap();
+    let objects = tx.object_store(IdbStore::STORE_NAME).unwrap();
+    objects
+        .put(text.as_str())
+        .with_key("sh600000")
+        .without_key_type()
+        .primitive()
+        .unwrap()
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    v1.close();
+
+    let store = IdbStore::open(&name).await.unwrap();
+    assert_eq!(
+        store.load(&[sym("sh600000")]).await.unwrap(),
+        vec![Stored::Found(q)]
+    );
+    let history = IdbHistory::open(&name).await.unwrap();
+    let h = history_suite::history(
+        &[history_suite::bar("2024-01-02", 9.5)],
+        "2024-01-01",
+        "2024-01-02",
+    );
+    history
+        .save(&[history_suite::write("sh600000", h.clone(), &[2024])])
+        .await
+        .unwrap();
+    assert_eq!(history.load(sym("sh600000")).await.unwrap(), Some(h));
 }

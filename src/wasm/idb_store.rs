@@ -1,6 +1,11 @@
-//! The browser's persistent tier: one IndexedDB object store keyed by the upstream symbol key
-//! (`sh600000`), each value the [`Record`] JSON as a string, so a value written by anything
-//! else reads as [`Stored::Corrupt`], exactly like a foreign file in the native store.
+//! The browser's persistent tier: an IndexedDB database with two object stores.
+//!
+//! - `quotes`, keyed by the upstream symbol key (`sh600000`), each value the [`Record`] JSON as
+//!   a string, so a value written by anything else reads as [`Stored::Corrupt`], exactly like
+//!   a foreign file in the native store.
+//! - `history` (from version 2), keyed `<key>/meta` and `<key>/<year>`: the records of
+//!   [`SymbolHistory`], the same as the native history files. A write merges with what is
+//!   stored, in one transaction, so two tabs lose nothing.
 //!
 //! Opening never panics and never hangs: when IndexedDB is missing, the database is newer than
 //! ours or not ours, or the upgrade stays blocked, [`IdbStore::open`] returns
@@ -22,15 +27,18 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::Error;
+use crate::history::SymbolHistory;
 use crate::platform::BoxFuture;
 use crate::quote::Quote;
-use crate::store::{Record, Store, Stored};
+use crate::store::{HistoryStore, HistoryWrite, Record, Store, Stored};
 use crate::symbol::Symbol;
 
 /// Quotes in an IndexedDB database.
 #[derive(Debug)]
 pub struct IdbStore {
     db: Database,
+    /// The object store this handle reads and writes.
+    store_name: &'static str,
     name: String,
     /// The number of entries after the last open or write of this handle.
     count: Cell<usize>,
@@ -41,10 +49,12 @@ pub struct IdbStore {
 }
 
 impl IdbStore {
-    /// The database version this code reads and writes.
-    pub const SCHEMA_VERSION: u32 = 1;
-    /// The object store holding the entries.
+    /// The database version this code reads and writes (2 added the history store).
+    pub const SCHEMA_VERSION: u32 = 2;
+    /// The object store holding the quotes.
     pub const STORE_NAME: &'static str = "quotes";
+    /// The object store holding the daily history.
+    pub const HISTORY_STORE_NAME: &'static str = "history";
     /// How long [`IdbStore::open`] waits, e.g. for another tab to release an older version.
     pub const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -55,6 +65,15 @@ impl IdbStore {
 
     /// [`IdbStore::open`], giving up after `timeout`.
     pub async fn open_with_timeout(name: &str, timeout: Duration) -> Result<IdbStore, Error> {
+        Self::open_store(name, timeout, Self::STORE_NAME).await
+    }
+
+    /// Opens the database `name` for its `store_name` object store.
+    async fn open_store(
+        name: &str,
+        timeout: Duration,
+        store_name: &'static str,
+    ) -> Result<IdbStore, Error> {
         let fail = |why: String| Error::Storage(format!("IndexedDB {name:?}: cannot open: {why}"));
         let request = Database::open(name)
             .with_version(Self::SCHEMA_VERSION)
@@ -76,13 +95,14 @@ impl IdbStore {
                 )));
             }
         };
-        if !db.object_store_names().any(|n| n == Self::STORE_NAME) {
-            db.close();
-            return Err(fail(format!(
-                "version {} has no {:?} object store: not a quantdb cache",
-                Self::SCHEMA_VERSION,
-                Self::STORE_NAME
-            )));
+        for wanted in [Self::STORE_NAME, Self::HISTORY_STORE_NAME] {
+            if !db.object_store_names().any(|n| n == wanted) {
+                db.close();
+                return Err(fail(format!(
+                    "version {} has no {wanted:?} object store: not a quantdb cache",
+                    Self::SCHEMA_VERSION,
+                )));
+            }
         }
 
         let closing = db.clone();
@@ -98,6 +118,7 @@ impl IdbStore {
             .set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
         let store = IdbStore {
             db,
+            store_name,
             name: name.to_string(),
             count: Cell::new(0),
             available,
@@ -125,7 +146,7 @@ impl IdbStore {
 
     fn transaction(&self, mode: TransactionMode) -> Result<Transaction<'_>, Error> {
         self.db
-            .transaction(Self::STORE_NAME)
+            .transaction(self.store_name)
             .with_mode(mode)
             .build()
             .map_err(self.fail("start a transaction"))
@@ -133,7 +154,7 @@ impl IdbStore {
 
     async fn count_in(&self, tx: &Transaction<'_>) -> Result<usize, Error> {
         let store = tx
-            .object_store(Self::STORE_NAME)
+            .object_store(self.store_name)
             .map_err(self.fail("count"))?;
         let count = store.count().await.map_err(self.fail("count"))?;
         Ok(count as usize)
@@ -163,12 +184,15 @@ fn open_reason(e: OpenDbError) -> String {
     }
 }
 
-/// Creates the object store if absent and keeps it if present (version 1 is the first, so
-/// nothing older exists yet): entries carry their own format tag, so one that a later layout
-/// cannot read loads as corrupt, a miss, and the next save overwrites it.
+/// Creates the object stores that are absent and keeps those present: upgrading version 1
+/// (quotes only) adds the history store and keeps every quote. Entries carry their own format
+/// tag, so one that a later layout cannot read loads as corrupt, a miss, and the next save
+/// overwrites it.
 fn upgrade(_: VersionChangeEvent, db: Database) -> indexed_db_futures::Result<()> {
-    if !db.object_store_names().any(|n| n == IdbStore::STORE_NAME) {
-        db.create_object_store(IdbStore::STORE_NAME).build()?;
+    for name in [IdbStore::STORE_NAME, IdbStore::HISTORY_STORE_NAME] {
+        if !db.object_store_names().any(|n| n == name) {
+            db.create_object_store(name).build()?;
+        }
     }
     Ok(())
 }
@@ -186,7 +210,7 @@ impl Store for IdbStore {
             // Read-only: the transaction ends when dropped, nothing to commit.
             let tx = self.transaction(TransactionMode::Readonly)?;
             let store = tx
-                .object_store(Self::STORE_NAME)
+                .object_store(self.store_name)
                 .map_err(self.fail("read"))?;
             // Every read goes out before the first is awaited.
             let requests = symbols
@@ -221,7 +245,7 @@ impl Store for IdbStore {
             }
             let tx = self.transaction(TransactionMode::Readwrite)?;
             let store = tx
-                .object_store(Self::STORE_NAME)
+                .object_store(self.store_name)
                 .map_err(self.fail("write"))?;
             let requests = entries
                 .iter()
@@ -245,7 +269,7 @@ impl Store for IdbStore {
         Box::pin(async move {
             let tx = self.transaction(TransactionMode::Readwrite)?;
             let store = tx
-                .object_store(Self::STORE_NAME)
+                .object_store(self.store_name)
                 .map_err(self.fail("remove"))?;
             store
                 .delete(symbol.key())
@@ -259,7 +283,7 @@ impl Store for IdbStore {
         Box::pin(async move {
             let tx = self.transaction(TransactionMode::Readwrite)?;
             let store = tx
-                .object_store(Self::STORE_NAME)
+                .object_store(self.store_name)
                 .map_err(self.fail("clear"))?;
             store
                 .clear()
@@ -276,5 +300,146 @@ impl Store for IdbStore {
 
     fn is_available(&self) -> bool {
         self.available.get()
+    }
+}
+
+/// The history store of an IndexedDB database (see the module's documentation).
+#[derive(Debug)]
+pub struct IdbHistory(IdbStore);
+
+impl IdbHistory {
+    /// Opens (creating or upgrading if needed) the database `name` for its history.
+    pub async fn open(name: &str) -> Result<IdbHistory, Error> {
+        IdbStore::open_store(name, IdbStore::OPEN_TIMEOUT, IdbStore::HISTORY_STORE_NAME)
+            .await
+            .map(IdbHistory)
+    }
+}
+
+/// Reads one symbol's records through an open history object store.
+async fn read_history(
+    idb: &IdbStore,
+    store: &indexed_db_futures::object_store::ObjectStore<'_>,
+    symbol: Symbol,
+) -> Result<Option<SymbolHistory>, Error> {
+    let get = |key: String| async move {
+        let value = store
+            .get::<JsValue, _, _>(key)
+            .primitive()
+            .map_err(idb.fail("read"))?
+            .await
+            .map_err(idb.fail("read"))?;
+        Ok::<_, Error>(value.map(|v| v.as_string()))
+    };
+    // A record that is not ours, or missing its years, is a miss.
+    let unreadable = |why: String| {
+        tracing::debug!("history of {symbol} unreadable, a miss: {why}");
+        Ok(None)
+    };
+    let Some(meta) = get(format!("{symbol}/meta")).await? else {
+        return Ok(None);
+    };
+    let Some(meta) = meta else {
+        return unreadable("meta is not a string".into());
+    };
+    let (mut history, years) = match SymbolHistory::decode_meta(symbol, meta.as_bytes()) {
+        Ok(decoded) => decoded,
+        Err(why) => return unreadable(why),
+    };
+    for year in years {
+        let Some(Some(text)) = get(format!("{symbol}/{year}")).await? else {
+            return unreadable(format!("{year} is missing"));
+        };
+        if let Err(why) = history.decode_year(symbol, year, text.as_bytes()) {
+            return unreadable(why);
+        }
+    }
+    Ok(Some(history))
+}
+
+impl HistoryStore for IdbHistory {
+    fn load(&self, symbol: Symbol) -> BoxFuture<'_, Result<Option<SymbolHistory>, Error>> {
+        Box::pin(async move {
+            let tx = self.0.transaction(TransactionMode::Readonly)?;
+            let store = tx
+                .object_store(IdbStore::HISTORY_STORE_NAME)
+                .map_err(self.0.fail("read"))?;
+            read_history(&self.0, &store, symbol).await
+        })
+    }
+
+    fn save<'a>(&'a self, writes: &'a [HistoryWrite]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let idb = &self.0;
+            let tx = idb.transaction(TransactionMode::Readwrite)?;
+            let store = tx
+                .object_store(IdbStore::HISTORY_STORE_NAME)
+                .map_err(idb.fail("write"))?;
+            for w in writes {
+                let mut history = (*w.history).clone();
+                if let Some(stored) = read_history(idb, &store, w.symbol).await? {
+                    history.absorb(stored);
+                }
+                let have = history.years();
+                let mut records: Vec<(String, Vec<u8>)> = (w.years.iter())
+                    .filter(|y| have.contains(y))
+                    .map(|&y| {
+                        (
+                            format!("{}/{y}", w.symbol),
+                            history.encode_year(w.symbol, y),
+                        )
+                    })
+                    .collect();
+                records.push((format!("{}/meta", w.symbol), history.encode_meta(w.symbol)));
+                for (key, bytes) in records {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    store
+                        .put(text.as_str())
+                        .with_key(key.as_str())
+                        .without_key_type()
+                        .primitive()
+                        .map_err(idb.fail("write"))?
+                        .await
+                        .map_err(idb.fail("write"))?;
+                }
+            }
+            idb.commit(tx).await
+        })
+    }
+
+    fn remove(&self, symbol: Symbol) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let idb = &self.0;
+            let tx = idb.transaction(TransactionMode::Readwrite)?;
+            let store = tx
+                .object_store(IdbStore::HISTORY_STORE_NAME)
+                .map_err(idb.fail("remove"))?;
+            let years = read_history(idb, &store, symbol)
+                .await?
+                .map(|h| h.years())
+                .unwrap_or_default();
+            let keys =
+                (years.iter().map(|y| format!("{symbol}/{y}"))).chain([format!("{symbol}/meta")]);
+            for key in keys {
+                store.delete(key).await.map_err(idb.fail("remove"))?;
+            }
+            idb.commit(tx).await
+        })
+    }
+
+    fn clear(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let idb = &self.0;
+            let tx = idb.transaction(TransactionMode::Readwrite)?;
+            let store = tx
+                .object_store(IdbStore::HISTORY_STORE_NAME)
+                .map_err(idb.fail("clear"))?;
+            store
+                .clear()
+                .map_err(idb.fail("clear"))?
+                .await
+                .map_err(idb.fail("clear"))?;
+            idb.commit(tx).await
+        })
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use fetch::FetchTransport;
-pub use idb_store::IdbStore;
+pub use idb_store::{IdbHistory, IdbStore};
 
 use crate::error::Error;
 use crate::store::Store;
@@ -28,12 +28,10 @@ pub(crate) async fn open_store(
     Ok(Arc::new(IdbStore::open(db_name).await?))
 }
 
-/// History in IndexedDB is not there yet: the browser keeps history in memory.
+#[allow(clippy::arc_with_non_send_sync)]
 pub(crate) async fn open_history_store(
     _cache_dir: Option<&Path>,
-    _db_name: &str,
+    db_name: &str,
 ) -> Result<Arc<dyn crate::store::HistoryStore>, Error> {
-    Err(Error::Storage(
-        "history is kept in memory in the browser".into(),
-    ))
+    Ok(Arc::new(IdbHistory::open(db_name).await?))
 }
