@@ -389,6 +389,7 @@ mod tests {
 
     /// The real 601872 lines of `../shared/HISTORY.md` (preKPrice 6.08).
     #[test]
+    #[allow(clippy::approx_constant)] // 6.28 is a price, not τ
     fn eastmoney_real_lines() {
         let body = r#"{"rc":0,"rt":17,"data":{"code":"601872","market":1,"name":"招商轮船","decimal":2,"dktotal":4621,"preKPrice":6.08,"klines":["2024-12-18,6.11,6.18,6.28,6.10,842743,542829495.00,2.96,1.64,0.10,1.03","2024-12-19,6.15,6.09,6.16,6.03,528781,333859220.00,2.10,-1.46,-0.09,0.65","2024-12-20,6.08,5.97,6.10,5.97,701931,437784952.00,2.13,-1.97,-0.12,0.86"]}}"#;
         let a = parse_bars(Provider::Eastmoney, sym("sh601872"), body.as_bytes()).unwrap();
