@@ -9,12 +9,25 @@
 //! - Eastmoney push2: `GET /api/qt/ulist.np/get?secids=1.600000,0.000001&fields=f2,f3&fltt=2`,
 //!   UTF-8 JSON, or JSONP with `cb=NAME`.
 //!
-//! Control endpoints (never counted as upstream requests):
-//! `GET /__mock/stats`, `POST /__mock/reset`, `GET|POST /__mock/config`, and
-//! `GET /__mock/quote/<key>` (the market data the upstreams would answer for `key`).
+//! Daily history (see [`history`]) in the same upstreams' kline formats:
 //!
-//! Knobs (latency, failure rate, providers down, CORS, Referer check, price tick) live in shared
-//! state and can be changed from Rust through [`MockUpstream`] or over HTTP.
+//! - Eastmoney push2his: `GET /api/qt/stock/kline/get?secid=1.600000&klt=101&fqt=0&beg=..&end=..`.
+//! - Tencent: `GET /appstock/app/fqkline/get?param=sh600000,day,2024-01-01,2024-12-31,640,qfq`.
+//! - Sina: `GET /quotes_service/api/json_v2.php/CN_MarketData.getKLineData?symbol=..&datalen=N`
+//!   and the adjustment factors `GET /realstock/company/sh600000/hfq.js`.
+//!
+//! Control endpoints (never counted as upstream requests):
+//! `GET /__mock/stats`, `POST /__mock/reset`, `GET|POST /__mock/config`,
+//! `GET /__mock/quote/<key>` (the market data the upstreams would answer for `key`) and
+//! `GET /__mock/history/<key>` (the daily bars and factors the history endpoints serve).
+//!
+//! Knobs (latency, failure rate, providers down, CORS, Referer check, price tick, the clock) live
+//! in shared state and can be changed from Rust through [`MockUpstream`] or over HTTP.
+//!
+//! The clock: by default the system clock (China time). [`MockConfig::now`], `POST /__mock/config
+//! {"now": "2026-11-30T10:00:00+08:00"}` or the binary's `--now` stop it at a chosen instant. Its
+//! date is the history's "today", and the realtime previous close is the history's close before
+//! that day; the realtime answers carry its date and time.
 //!
 //! It does not depend on the `quantdb` library: it is an independent implementation of the
 //! upstreams' formats, so the library's parsers are checked against something they did not write.
@@ -24,7 +37,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -33,7 +46,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::serve::ListenerExt;
 use axum::Router;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -50,6 +63,8 @@ const CT_JSONP: &str = "application/javascript; charset=UTF-8";
 const CT_JSON: &str = "application/json; charset=UTF-8";
 const CT_TEXT: &str = "text/plain; charset=UTF-8";
 
+pub mod history;
+
 // ---------------------------------------------------------------------------------------------
 // Public configuration and results
 // ---------------------------------------------------------------------------------------------
@@ -65,8 +80,12 @@ pub struct MockConfig {
     pub cors: bool,
     /// Sina answers `403` unless `Referer` starts with `https://finance.sina.com.cn`.
     pub referer_check: bool,
-    /// Providers that always answer `500`: `"sina"`, `"tencent"`, `"eastmoney"`.
+    /// Providers that always answer `500`: `"sina"`, `"tencent"`, `"eastmoney"` (their history
+    /// endpoints too).
     pub down: Vec<String>,
+    /// A stopped clock: the instant every answer is made at. `None` is the system clock.
+    /// Its date (in China time, clamped to 1991-2099) is the history's "today".
+    pub now: Option<DateTime<FixedOffset>>,
 }
 
 impl Default for MockConfig {
@@ -77,16 +96,32 @@ impl Default for MockConfig {
             cors: false,
             referer_check: true,
             down: Vec::new(),
+            now: None,
         }
     }
 }
 
-/// Per-provider counters.
+/// Per-provider counters (realtime quote requests only; see [`HistoryCounts`] for the rest).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     pub sina: u64,
     pub tencent: u64,
     pub eastmoney: u64,
+    pub total: u64,
+}
+
+/// Requests to the history endpoints, per endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryCounts {
+    /// `GET /api/qt/stock/kline/get`.
+    pub eastmoney_kline: u64,
+    /// `GET /appstock/app/fqkline/get`.
+    pub tencent_kline: u64,
+    /// `GET /quotes_service/api/json_v2.php/CN_MarketData.getKLineData`.
+    pub sina_kline: u64,
+    /// `GET /realstock/company/<symbol>/hfq.js`.
+    pub sina_factors: u64,
+    /// The sum of the four.
     pub total: u64,
 }
 
@@ -159,6 +194,10 @@ struct Shared {
     tick: AtomicU64,
     requests: [AtomicU64; 3],
     symbols: [AtomicU64; 3],
+    /// Per [`history::Endpoint`].
+    history: [AtomicU64; 4],
+    /// The stopped clock, if any.
+    now: RwLock<Option<DateTime<FixedOffset>>>,
     /// Upstream requests being answered right now, and the most seen at once.
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
@@ -175,6 +214,8 @@ impl Shared {
             tick: AtomicU64::new(0),
             requests: Default::default(),
             symbols: Default::default(),
+            history: Default::default(),
+            now: RwLock::new(config.now),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
         };
@@ -236,8 +277,46 @@ impl Shared {
         self.symbols[p.index()].fetch_add(codes as u64, Ordering::Relaxed);
     }
 
+    fn count_history(&self, endpoint: history::Endpoint) {
+        self.history[endpoint as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn history_counts(&self) -> HistoryCounts {
+        let [eastmoney_kline, tencent_kline, sina_kline, sina_factors] =
+            self.history.each_ref().map(|c| c.load(Ordering::Relaxed));
+        HistoryCounts {
+            eastmoney_kline,
+            tencent_kline,
+            sina_kline,
+            sina_factors,
+            total: eastmoney_kline + tencent_kline + sina_kline + sina_factors,
+        }
+    }
+
+    /// The configured stopped clock, if any.
+    fn fixed_now(&self) -> Option<DateTime<FixedOffset>> {
+        *self.now.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_now(&self, now: Option<DateTime<FixedOffset>>) {
+        *self.now.write().unwrap_or_else(|e| e.into_inner()) = now;
+    }
+
+    /// The instant answers are made at, in China time.
+    fn now_cn(&self) -> DateTime<FixedOffset> {
+        match self.fixed_now() {
+            Some(now) => now.with_timezone(&cn_offset()),
+            None => now_cn(),
+        }
+    }
+
     fn reset_counts(&self) {
-        for c in self.requests.iter().chain(self.symbols.iter()) {
+        for c in self
+            .requests
+            .iter()
+            .chain(self.symbols.iter())
+            .chain(self.history.iter())
+        {
             c.store(0, Ordering::Relaxed);
         }
         self.max_in_flight.store(0, Ordering::Relaxed);
@@ -256,6 +335,7 @@ impl Shared {
             tick: self.tick(),
             referer_check: self.referer_check.load(Ordering::Relaxed),
             cors: self.cors.load(Ordering::Relaxed),
+            now: self.fixed_now().map(|t| t.to_rfc3339()),
         };
         serde_json::to_string(&config).unwrap_or_default()
     }
@@ -264,6 +344,7 @@ impl Shared {
         let stats = StatsView {
             requests: counts_of(&self.requests),
             symbols: counts_of(&self.symbols),
+            history: self.history_counts(),
             max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
         };
         serde_json::to_string(&stats).unwrap_or_default()
@@ -279,6 +360,8 @@ struct ConfigView {
     tick: u64,
     referer_check: bool,
     cors: bool,
+    /// The stopped clock (RFC 3339), or `null` for the system clock.
+    now: Option<String>,
 }
 
 /// Body of `GET /__mock/stats`.
@@ -286,6 +369,7 @@ struct ConfigView {
 struct StatsView {
     requests: Counts,
     symbols: Counts,
+    history: HistoryCounts,
     max_in_flight: u64,
 }
 
@@ -351,7 +435,8 @@ impl MockUpstream {
         format!("http://{}", self.addr)
     }
 
-    /// Upstream requests that reached the server (including `403`, `500` and `400` answers).
+    /// Realtime quote requests that reached the server (including `403`, `500` and `400`
+    /// answers); history requests are not included (see [`MockUpstream::history_counts`]).
     pub fn requests(&self) -> Counts {
         counts_of(&self.shared.requests)
     }
@@ -361,8 +446,31 @@ impl MockUpstream {
         counts_of(&self.shared.symbols)
     }
 
+    /// History requests that reached the server, per endpoint (including `500` and `400`
+    /// answers and unknown symbols).
+    pub fn history_counts(&self) -> HistoryCounts {
+        self.shared.history_counts()
+    }
+
+    /// Resets the quote counters, the history counters and the most in flight.
     pub fn reset_counts(&self) {
         self.shared.reset_counts();
+    }
+
+    /// Stops the clock at `now` (`None`: back to the system clock).
+    pub fn set_now(&self, now: Option<DateTime<FixedOffset>>) {
+        self.shared.set_now(now);
+    }
+
+    /// The instant the mock answers at, in China time (the stopped clock or the system clock).
+    pub fn now(&self) -> DateTime<FixedOffset> {
+        self.shared.now_cn()
+    }
+
+    /// The daily bars the history endpoints serve for `key` at the mock's clock and tick
+    /// (see [`history::bars`]).
+    pub fn history(&self, key: &str) -> Option<Vec<history::MockBar>> {
+        history::bars(key, self.now(), self.tick())
     }
 
     /// The most upstream requests the mock was answering at once since the last reset.
@@ -402,9 +510,10 @@ impl MockUpstream {
         self.shared.referer_check.store(on, Ordering::Relaxed);
     }
 
-    /// The quote every upstream serves for `key` (like `"sh600000"`) at the current tick.
+    /// The quote every upstream serves for `key` (like `"sh600000"`) at the current tick and
+    /// the mock's clock.
     pub fn market_quote(&self, key: &str) -> Option<MarketQuote> {
-        market_quote_at(key, self.shared.tick())
+        market_quote_on(key, self.shared.tick(), self.now())
     }
 
     /// All listed stocks and indices (indices first), in a fixed order.
@@ -436,9 +545,18 @@ impl Drop for MockUpstream {
     }
 }
 
-/// The quote for `key` at `tick`, without a server.
+/// The quote for `key` at `tick` on the system clock's date, without a server.
 pub fn market_quote_at(key: &str, tick: u64) -> Option<MarketQuote> {
-    market().get(key).map(|sec| snapshot(sec, tick).quote(sec))
+    market_quote_on(key, tick, now_cn())
+}
+
+/// The quote for `key` at `tick` when the mock's clock says `now`, without a server: the
+/// previous close is the history's close before `now`'s date (see [`history`]).
+pub fn market_quote_on(key: &str, tick: u64, now: DateTime<FixedOffset>) -> Option<MarketQuote> {
+    let day = history::today_of(now);
+    market()
+        .get(key)
+        .map(|sec| snapshot(sec, tick, day).quote(sec))
 }
 
 /// Serves on `addr` until Ctrl-C or SIGTERM. Prints one line
@@ -569,6 +687,8 @@ struct Security {
     seed: u64,
     /// Index base level in cents (0 for stocks).
     index_base: i64,
+    /// The daily-history parameters, computed on first use.
+    history: OnceLock<history::Profile>,
 }
 
 impl Security {
@@ -586,6 +706,7 @@ impl Security {
             suspended,
             seed,
             index_base,
+            history: OnceLock::new(),
         }
     }
 }
@@ -769,7 +890,9 @@ fn round2(x: f64) -> f64 {
     }
 }
 
-fn prev_close_cents(sec: &Security) -> i64 {
+/// The close on the history's anchor day ([`history::ANCHOR_DATE`]): the realtime previous
+/// close when the mock's today is the next trading day.
+fn anchor_close_cents(sec: &Security) -> i64 {
     let r = key_rand(sec, 1);
     if sec.is_index {
         round_i(sec.index_base as f64 * (0.9 + 0.2 * r))
@@ -798,10 +921,8 @@ fn price_cents(sec: &Security, prev: i64, tick: u64, lo: i64, hi: i64) -> i64 {
     }
 }
 
-fn snapshot(sec: &Security, tick: u64) -> Snap {
-    let prev = prev_close_cents(sec);
-    let limit_up = round_i(prev as f64 * 1.1);
-    let limit_down = round_i(prev as f64 * 0.9);
+/// Total and floating shares.
+fn share_counts(sec: &Security) -> (f64, f64) {
     // Indices: roughly the whole market's shares, so turnover stays near 1%.
     let (magnitude, spread) = if sec.is_index {
         (12.5, 0.3)
@@ -810,6 +931,15 @@ fn snapshot(sec: &Security, tick: u64) -> Snap {
     };
     let total_shares = (10f64.powf(magnitude + spread * key_rand(sec, 20)) / 100.0).round() * 100.0;
     let float_shares = (total_shares * (0.5 + 0.5 * key_rand(sec, 21)) / 100.0).round() * 100.0;
+    (total_shares, float_shares)
+}
+
+/// The quote at `tick` on the mock's date `day` (whose history gives the previous close).
+fn snapshot(sec: &Security, tick: u64, day: NaiveDate) -> Snap {
+    let prev = history::prev_close_cents(sec, day);
+    let limit_up = round_i(prev as f64 * 1.1);
+    let limit_down = round_i(prev as f64 * 0.9);
+    let (total_shares, float_shares) = share_counts(sec);
     let mut snap = Snap {
         prev,
         price: prev,
@@ -883,9 +1013,13 @@ fn c3(cents: i64) -> String {
     format!("{}0", c2(cents))
 }
 
+fn cn_offset() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// The system clock in China time.
 fn now_cn() -> DateTime<FixedOffset> {
-    let offset = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    Utc::now().with_timezone(&offset)
+    Utc::now().with_timezone(&cn_offset())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -895,10 +1029,11 @@ fn now_cn() -> DateTime<FixedOffset> {
 fn sina_body(codes: &[String], tick: u64, now: &DateTime<FixedOffset>) -> String {
     let date = now.format("%Y-%m-%d").to_string();
     let time = now.format("%H:%M:%S").to_string();
+    let day = history::today_of(*now);
     let mut body = String::with_capacity(codes.len() * 320);
     for code in codes {
         match market().get(code) {
-            Some(sec) => sina_line(&mut body, sec, &snapshot(sec, tick), &date, &time),
+            Some(sec) => sina_line(&mut body, sec, &snapshot(sec, tick, day), &date, &time),
             None => {
                 let _ = writeln!(body, "var hq_str_{code}=\"\";");
             }
@@ -943,12 +1078,13 @@ fn sina_line(out: &mut String, sec: &Security, s: &Snap, date: &str, time: &str)
 
 fn tencent_body(codes: &[String], tick: u64, now: &DateTime<FixedOffset>) -> String {
     let stamp = now.format("%Y%m%d%H%M%S").to_string();
+    let day = history::today_of(*now);
     let mut body = String::with_capacity(codes.len() * 400);
     let mut unknown = false;
     for code in codes {
         match market().get(code) {
             Some(sec) => {
-                let fields = tencent_fields(sec, &snapshot(sec, tick), &stamp);
+                let fields = tencent_fields(sec, &snapshot(sec, tick, day), &stamp);
                 let _ = writeln!(body, "v_{}=\"{}\";", sec.key, fields.join("~"));
             }
             None => unknown = true,
@@ -1045,8 +1181,15 @@ fn secid_to_key(secid: &str) -> Option<String> {
     Some(format!("{prefix}{code}"))
 }
 
-fn eastmoney_body(secids: &[String], fields: &[String], fltt2: bool, tick: u64) -> String {
-    let now = Utc::now().timestamp();
+fn eastmoney_body(
+    secids: &[String],
+    fields: &[String],
+    fltt2: bool,
+    tick: u64,
+    now: &DateTime<FixedOffset>,
+) -> String {
+    let day = history::today_of(*now);
+    let now = now.timestamp();
     let mut diff = Vec::new();
     for secid in secids {
         let Some(sec) = secid_to_key(secid).and_then(|k| market().get(&k)) else {
@@ -1054,7 +1197,7 @@ fn eastmoney_body(secids: &[String], fields: &[String], fltt2: bool, tick: u64) 
         };
         diff.push(eastmoney_object(
             sec,
-            &snapshot(sec, tick),
+            &snapshot(sec, tick, day),
             fields,
             fltt2,
             now,
@@ -1283,8 +1426,16 @@ async fn route(shared: &Arc<Shared>, req: Request) -> Response {
         }
         _ if is_get && path.starts_with("/__mock/quote/") => {
             // The expected market data for one key, for tests that cannot call Rust.
-            match market_quote_at(&path["/__mock/quote/".len()..], shared.tick()) {
+            let key = &path["/__mock/quote/".len()..];
+            match market_quote_on(key, shared.tick(), shared.now_cn()) {
                 Some(q) => json(serde_json::to_string(&q).unwrap_or_default()),
+                None => text(StatusCode::NOT_FOUND, "not listed"),
+            }
+        }
+        _ if is_get && path.starts_with("/__mock/history/") => {
+            let key = &path["/__mock/history/".len()..];
+            match history::control_json(key, shared.now_cn(), shared.tick()) {
+                Some(body) => json(body),
                 None => text(StatusCode::NOT_FOUND, "not listed"),
             }
         }
@@ -1292,6 +1443,9 @@ async fn route(shared: &Arc<Shared>, req: Request) -> Response {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         "/api/qt/ulist.np/get" if is_get => eastmoney(shared, query.as_deref().unwrap_or("")).await,
+        _ if is_get && history::Endpoint::of_path(&path).is_some() => {
+            history_upstream(shared, &path, query.as_deref().unwrap_or("")).await
+        }
         _ => match parse_text_request(&path, query.as_deref()) {
             Some(_) if !is_get => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
             Some((provider, codes)) => text_upstream(shared, provider, &codes, req.headers()).await,
@@ -1303,6 +1457,11 @@ async fn route(shared: &Arc<Shared>, req: Request) -> Response {
 /// Counting, latency, outages and injected failures, common to all upstreams.
 async fn gate(shared: &Shared, provider: Provider, codes: usize) -> Option<Response> {
     shared.count(provider, codes);
+    delay_and_fail(shared, provider).await
+}
+
+/// Latency, outages and injected failures, after the request was counted.
+async fn delay_and_fail(shared: &Shared, provider: Provider) -> Option<Response> {
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let latency = shared.latency();
@@ -1317,6 +1476,19 @@ async fn gate(shared: &Shared, provider: Provider, codes: usize) -> Option<Respo
         return Some(text(StatusCode::INTERNAL_SERVER_ERROR, "injected failure"));
     }
     None
+}
+
+/// A history endpoint: counted in the history counters, then the same gate as the quotes.
+async fn history_upstream(shared: &Shared, path: &str, query: &str) -> Response {
+    let Some(endpoint) = history::Endpoint::of_path(path) else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    shared.count_history(endpoint);
+    if let Some(resp) = delay_and_fail(shared, endpoint.provider()).await {
+        return resp;
+    }
+    let answer = history::answer(endpoint, path, query, shared.now_cn(), shared.tick());
+    respond(answer.status, answer.content_type, answer.body)
 }
 
 fn too_many() -> Response {
@@ -1341,7 +1513,7 @@ async fn text_upstream(
     if codes.len() > MAX_CODES {
         return too_many();
     }
-    let now = now_cn();
+    let now = shared.now_cn();
     let tick = shared.tick();
     match provider {
         Provider::Sina => respond(StatusCode::OK, CT_SINA, gbk(&sina_body(codes, tick, &now))),
@@ -1371,7 +1543,7 @@ async fn eastmoney(shared: &Shared, query: &str) -> Response {
     }
     let fields = split_list(param(&params, "fields").unwrap_or(EASTMONEY_DEFAULT_FIELDS));
     let fltt2 = param(&params, "fltt") == Some("2");
-    let body = eastmoney_body(&secids, &fields, fltt2, shared.tick());
+    let body = eastmoney_body(&secids, &fields, fltt2, shared.tick(), &shared.now_cn());
     match param(&params, "cb").filter(|cb| !cb.is_empty()) {
         None => respond(StatusCode::OK, CT_JSON, body),
         Some(cb) if valid_callback(cb) => {
@@ -1389,6 +1561,34 @@ struct ConfigPatch {
     tick: Option<u64>,
     referer_check: Option<bool>,
     cors: Option<bool>,
+    /// Absent: unchanged; `null`: the system clock; a string: a stopped clock.
+    #[serde(default, deserialize_with = "present")]
+    now: Option<serde_json::Value>,
+}
+
+/// Deserializes a field that is present (even `null`) as `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    <serde_json::Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// Parses a clock setting: RFC 3339 (`2026-11-30T10:00:00+08:00`), or a date and time without
+/// an offset (`2026-11-30T10:00:00`, `2026-11-30 10:00:00`), taken as China time. Years
+/// 1991-2099 only (the history's span).
+pub fn parse_time(s: &str) -> Option<DateTime<FixedOffset>> {
+    let s = s.trim();
+    let parsed = DateTime::parse_from_rfc3339(s).ok().or_else(|| {
+        [
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+        .and_then(|t| t.and_local_timezone(cn_offset()).single())
+    })?;
+    let year = chrono::Datelike::year(&parsed.with_timezone(&cn_offset()));
+    (1991..=2099).contains(&year).then_some(parsed)
 }
 
 fn apply_config(shared: &Shared, body: &[u8]) -> Response {
@@ -1412,6 +1612,28 @@ fn apply_config(shared: &Shared, body: &[u8]) -> Response {
         },
         None => None,
     };
+    let now = match patch.now {
+        None => None,
+        Some(serde_json::Value::Null) => Some(None),
+        Some(serde_json::Value::String(s)) => match parse_time(&s) {
+            Some(t) => Some(Some(t)),
+            None => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "invalid now (RFC 3339, years 1991-2099)",
+                )
+            }
+        },
+        Some(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "invalid now (RFC 3339, years 1991-2099)",
+            )
+        }
+    };
+    if let Some(now) = now {
+        shared.set_now(now);
+    }
     if let Some(ms) = patch.latency_ms {
         shared.set_latency(Duration::from_millis(ms));
     }
@@ -1438,7 +1660,16 @@ fn apply_config(shared: &Shared, body: &[u8]) -> Response {
 /// The body the mock would answer for `keys` (like `sh600000`), without a server: for
 /// benchmarks of the parsers. Eastmoney gets the fields quantdb asks for, with `fltt=2`.
 pub fn answer_body(provider: Provider, keys: &[String], tick: u64) -> Vec<u8> {
-    let now = now_cn();
+    answer_body_at(provider, keys, tick, now_cn())
+}
+
+/// [`answer_body`] when the mock's clock says `now`.
+pub fn answer_body_at(
+    provider: Provider,
+    keys: &[String],
+    tick: u64,
+    now: DateTime<FixedOffset>,
+) -> Vec<u8> {
     match provider {
         Provider::Sina => gbk(&sina_body(keys, tick, &now)),
         Provider::Tencent => gbk(&tencent_body(keys, tick, &now)),
@@ -1451,7 +1682,93 @@ pub fn answer_body(provider: Provider, keys: &[String], tick: u64) -> Vec<u8> {
                 .split(',')
                 .map(String::from)
                 .collect();
-            eastmoney_body(&secids, &fields, true, tick).into_bytes()
+            eastmoney_body(&secids, &fields, true, tick, &now).into_bytes()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The anchor close as the mock computed every previous close before it had a history.
+    fn old_prev_close_cents(sec: &Security) -> i64 {
+        let r = key_rand(sec, 1);
+        if sec.is_index {
+            round_i(sec.index_base as f64 * (0.9 + 0.2 * r))
+        } else {
+            round_i(200.0 * 100f64.powf(r)).clamp(200, 20_000)
+        }
+    }
+
+    fn monday() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2026-11-30T10:00:00+08:00").unwrap()
+    }
+
+    #[test]
+    fn prev_close_unchanged_on_2026_11_30() {
+        let day = history::today_of(monday());
+        for sec in &market().list {
+            assert_eq!(
+                snapshot(sec, 3, day).prev,
+                old_prev_close_cents(sec),
+                "{}",
+                sec.key
+            );
+        }
+    }
+
+    /// Hashes of the whole-market realtime answers the mock gave before it had a history.
+    #[test]
+    fn realtime_bodies_unchanged_on_2026_11_30() {
+        let now = monday();
+        let keys: Vec<String> = market().list.iter().map(|s| s.key.clone()).collect();
+        let secids: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{}.{}", if k.starts_with("sh") { 1 } else { 0 }, &k[2..]))
+            .collect();
+        let fields: Vec<String> =
+            "f1,f2,f3,f4,f5,f6,f7,f8,f9,f10,f12,f13,f14,f15,f16,f17,f18,f20,f21,f23"
+                .split(',')
+                .map(String::from)
+                .collect();
+        let expected = [
+            (
+                0,
+                [
+                    0x121ba4ec6a71c0bd_u64,
+                    0x509a27fd4f260cb2,
+                    0x3e8069297ab6f272,
+                    0x5e18cac62e975d7e,
+                ],
+            ),
+            (
+                7,
+                [
+                    0xdd2bae3a356a3e36,
+                    0xe0c259877eb3ed36,
+                    0x1a96989e3806f97c,
+                    0x00adf5d55495ce7c,
+                ],
+            ),
+            (
+                12345,
+                [
+                    0xfa90ddc680a82a9a,
+                    0x2d6df60dde1bddfe,
+                    0x80c2f46381e50507,
+                    0x374e10201dc64323,
+                ],
+            ),
+        ];
+        for (tick, hashes) in expected {
+            let got = [
+                fnv1a(sina_body(&keys, tick, &now).as_bytes()),
+                fnv1a(tencent_body(&keys, tick, &now).as_bytes()),
+                fnv1a(eastmoney_body(&secids, &fields, true, tick, &now).as_bytes()),
+                fnv1a(eastmoney_body(&secids, &fields, false, tick, &now).as_bytes()),
+            ];
+            assert_eq!(got, hashes, "tick {tick}");
         }
     }
 }

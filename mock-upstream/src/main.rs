@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run -p mock-upstream -- --port 18080 --cors --down sina
+//! cargo run -p mock-upstream -- --now 2026-11-30T10:00:00+08:00
 //! ```
 
 fn main() -> std::process::ExitCode {
@@ -14,6 +15,7 @@ mod native {
     use std::process::ExitCode;
     use std::time::Duration;
 
+    use chrono::{DateTime, FixedOffset};
     use clap::Parser;
 
     #[derive(Parser, Debug)]
@@ -40,6 +42,15 @@ mod native {
         /// A provider that always answers 500 (repeatable).
         #[arg(long, value_parser = ["sina", "tencent", "eastmoney"])]
         down: Vec<String>,
+        /// Stop the clock at this instant (RFC 3339, e.g. 2026-11-30T10:00:00+08:00, or a
+        /// date and time taken as China time); its date is the history's today.
+        #[arg(long, value_parser = parse_now)]
+        now: Option<DateTime<FixedOffset>>,
+    }
+
+    fn parse_now(s: &str) -> Result<DateTime<FixedOffset>, String> {
+        mock_upstream::parse_time(s)
+            .ok_or_else(|| "expected RFC 3339 (2026-11-30T10:00:00+08:00), years 1991-2099".into())
     }
 
     #[tokio::main]
@@ -51,6 +62,7 @@ mod native {
             cors: args.cors,
             referer_check: !args.no_referer_check,
             down: args.down,
+            now: args.now,
         };
         let addr = SocketAddr::new(args.bind, args.port);
         match mock_upstream::serve_forever(addr, config).await {
