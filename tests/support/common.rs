@@ -24,6 +24,16 @@ impl ManualClock {
         )))
     }
 
+    /// Sets the time, given in exchange time (`2026-11-30T16:00:00`).
+    pub fn set_local(&self, local: &str) {
+        let t = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S").unwrap();
+        let t = chrono::FixedOffset::east_opt(8 * 3600)
+            .unwrap()
+            .from_local_datetime(&t)
+            .unwrap();
+        *self.0.lock().unwrap() = t.with_timezone(&Utc);
+    }
+
     pub fn advance(&self, secs: i64) {
         *self.0.lock().unwrap() += chrono::Duration::seconds(secs);
     }
