@@ -508,3 +508,101 @@ async fn the_relay_passes_stale_answers_on_and_clients_do_not_keep_them() {
     assert_eq!(client.cache_stats().memory_entries, 0);
     assert_eq!(client.cache_stats().upstream_requests, 2);
 }
+
+/// History through the relay: its endpoint answers what the library answers, bad requests
+/// say why, the factor table is served, and clients using the relay as their history provider
+/// share one upstream fetch.
+#[tokio::test]
+async fn history_through_the_relay() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let clock = ManualClock::trading();
+    clock.set_local("2026-11-30T16:00:00");
+    mock.set_now(Some(
+        chrono::DateTime::parse_from_rfc3339("2026-11-30T16:00:00+08:00").unwrap(),
+    ));
+    let relay_db = builder(&mock, clock.clone(), None).build().await.unwrap();
+    let relay = Relay::start(relay_db, RelayConfig::default()).await;
+    let direct = builder(&mock, clock.clone(), None).build().await.unwrap();
+    let year = quantdb::history::HistoryRequest::range("20240101", "20241231")
+        .unwrap()
+        .adjust(quantdb::Adjust::Qfq);
+    let expected = direct.get_stock_data("600000", year).await.unwrap();
+    mock.reset_counts();
+
+    let url = format!("{}/api/v1/history/600000", relay.url);
+    let (status, body) = get(&format!("{url}?start=20240101&end=2024-12-31&adjust=qfq")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["symbol"].as_str(), body["adjust"].as_str()),
+        (Some("sh600000"), Some("qfq"))
+    );
+    assert_eq!(body["bars"], serde_json::to_value(&expected).unwrap());
+    assert_eq!(
+        mock.history_counts().total,
+        2,
+        "one kline and one factor request"
+    );
+    let (status, weekly) = get(&format!("{url}?days=10&period=weekly")).await;
+    assert_eq!(
+        (status, weekly["period"].as_str()),
+        (200, Some("weekly")),
+        "{weekly}"
+    );
+
+    for (query, status, code) in [
+        ("?adjust=weird", 400, "invalid_request"),
+        ("?start=20240301&end=20240101", 400, "invalid_request"),
+        ("?start=2024/01/01", 400, "invalid_request"),
+        ("?bogus=1", 400, "bad_request"),
+        ("?raw=1&days=5", 400, "bad_request"),
+    ] {
+        let (got, body) = get(&format!("{url}{query}")).await;
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{query}: {body}"
+        );
+    }
+    let (status, body) = get(&format!("{}/api/v1/history/nope", relay.url)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_symbol"))
+    );
+
+    let (status, body) = get(&format!("{}/api/v1/factors/600000", relay.url)).await;
+    assert_eq!(status, 200);
+    let table = mock_upstream::history::factors("sh600000", clock_date()).unwrap();
+    assert_eq!(body["factors"].as_array().unwrap().len(), table.len());
+
+    // Two clients using the relay as their history provider: the first costs the relay one
+    // kline request (its cache already holds the factors), the second nothing.
+    mock.reset_counts();
+    for _ in 0..2 {
+        let client = QuantDb::builder()
+            .clock(clock.clone())
+            .persistent(false)
+            .providers([Provider::Relay])
+            .base_url(Provider::Relay, relay.url.clone())
+            .build()
+            .await
+            .unwrap();
+        let bars = client.get_stock_data("600000", year).await.unwrap();
+        assert_eq!(bars, expected);
+        let again = client.get_stock_data("600000", year).await.unwrap();
+        assert_eq!(again, expected);
+        assert_eq!(
+            client.cache_stats().history_upstream_requests,
+            2,
+            "bars and factors, once"
+        );
+    }
+    assert_eq!(
+        mock.history_counts().total,
+        0,
+        "the relay's cache held the year"
+    );
+}
+
+fn clock_date() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
+}

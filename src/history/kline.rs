@@ -11,7 +11,7 @@
 //! - Sina `hfq.js`: `var sh600000hfq={...};` (sometimes a comment after it), the cumulative
 //!   backward-adjustment factors newest first, a `1900-01-01` row last.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
 
 use super::adjust::Factors;
@@ -188,6 +188,8 @@ pub(crate) fn parse_factors(provider: Provider, body: &[u8]) -> Result<Option<Fa
             .ok_or_else(|| format!("bad factor in {row}"))?;
         table.push((date, factor));
     }
+    // Sina's last row, `1900-01-01` with factor 1, says what an empty table says.
+    table.retain(|&(date, factor)| !(date.year() == 1900 && factor == 1.0));
     Ok(Some(Factors::new(table)))
 }
 
@@ -518,6 +520,7 @@ mod tests {
         assert_eq!(f.at(d("2026-07-23")), 1.1);
         assert_eq!(f.at(d("2026-12-31")), 1.2);
         assert_eq!(f.latest(), 1.2);
+        assert_eq!(f.rows().len(), 2, "the 1900 sentinel is not a row");
         assert!(parse_factors(Provider::Sina, b"var x=null;")
             .unwrap()
             .is_none());
