@@ -351,3 +351,88 @@ async fn offline_errors_are_said_once_and_do_not_grow_with_the_batch() {
     );
     assert_eq!(messages[0], messages[1], "nor does each symbol's message");
 }
+
+/// `quantdb history`: a table, JSON and CSV of the same bars; the second process reads the
+/// file cache; bad dates are usage errors.
+#[tokio::test]
+async fn history_prints_bars_and_the_next_process_reads_them_from_disk() {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    mock.set_now(Some(chrono::DateTime::parse_from_rfc3339(NOW).unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "history",
+        "600000",
+        "--start",
+        "20240101",
+        "--end",
+        "2024-12-31",
+        "--adjust",
+        "qfq",
+    ];
+    let out = quantdb(&mock, dir.path(), &[&args[..], &["--json"]].concat()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bars: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let truth = mock_upstream::history::bars_between(
+        "sh600000",
+        chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        chrono::NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
+        mock.now(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(bars.len(), truth.len());
+    assert_eq!(bars[0]["date"], truth[0].date.to_string());
+    assert_eq!(bars[0]["adjust"], "qfq");
+    assert_eq!(
+        mock.history_counts().total,
+        2,
+        "one kline, one factor request"
+    );
+
+    let csv = stdout(&quantdb(&mock, dir.path(), &[&args[..], &["--csv"]].concat()).await);
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("date,open,high,low,close,volume,amount"));
+    assert_eq!(lines.count(), truth.len());
+    let table = stdout(&quantdb(&mock, dir.path(), &args).await);
+    assert!(
+        table.starts_with("      DATE") || table.contains("DATE"),
+        "{table}"
+    );
+    assert!(
+        table.contains(&truth.last().unwrap().date.to_string()),
+        "{table}"
+    );
+    assert_eq!(
+        mock.history_counts().total,
+        2,
+        "later processes read the file cache"
+    );
+
+    let bad = quantdb(
+        &mock,
+        dir.path(),
+        &["history", "600000", "--start", "2024/01/01"],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYYMMDD"));
+    let future = quantdb(
+        &mock,
+        dir.path(),
+        &["history", "600000", "--start", "20300101"],
+    )
+    .await;
+    assert_eq!(future.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&future.stderr).contains("future"),
+        "{}",
+        String::from_utf8_lossy(&future.stderr)
+    );
+}
