@@ -63,9 +63,10 @@ async fn control(method: &str, path: &str, body: Option<Value>) -> Value {
     serde_json::from_str(&response.text().await.unwrap()).unwrap()
 }
 
-/// Default mock settings and zeroed counters; `config` overrides settings.
+/// Default mock settings (its clock at [`NOW`], as the clients') and zeroed counters;
+/// `config` overrides settings.
 async fn reset_mock(config: Value) {
-    let mut all = json!({"latency_ms": 0, "failure_rate": 0.0, "down": [], "tick": 0});
+    let mut all = json!({"latency_ms": 0, "failure_rate": 0.0, "down": [], "tick": 0, "now": NOW});
     for (k, v) in config.as_object().unwrap() {
         all[k] = v.clone();
     }
@@ -1110,4 +1111,87 @@ async fn fetch_refuses_answers_larger_than_the_request_allows() {
         FetchTransport.get(&ask(10), timeout).await,
         Err(TransportError::Failed("answer larger than 10 bytes".into()))
     );
+}
+
+/// `getStockData`: plain bar objects as the native client answers them, history requests
+/// counted, the IndexedDB history tier read by a new client, bad options refused.
+#[wasm_bindgen_test]
+async fn stock_data_through_memory_and_indexeddb() {
+    reset_mock(json!({})).await;
+    let o = options(json!({}));
+    let db = open(&o).await;
+    let year = js(&json!({"start": "20240101", "end": "2024-12-31", "adjust": "qfq"}));
+    let bars = settle(db.get_stock_data("600000".into(), Some(year.clone().unchecked_into())))
+        .await
+        .unwrap();
+    let history = control("GET", "/__mock/stats", None).await["history"].clone();
+    assert_eq!(history["eastmoney_kline"], 1);
+    assert_eq!(history["sina_factors"], 1);
+    let truth = control("GET", "/__mock/history/sh600000", None).await;
+    let in_2024: Vec<&Value> = (truth["bars"].as_array().unwrap().iter())
+        .filter(|b| b["date"].as_str().unwrap().starts_with("2024"))
+        .collect();
+    let bars = bars.as_array().unwrap();
+    assert_eq!(bars.len(), in_2024.len());
+    assert_eq!(bars[0]["date"], in_2024[0]["date"]);
+    assert_eq!(bars[0]["adjust"], "qfq");
+    assert_eq!(bars[0]["volume"], in_2024[0]["volume"]);
+    // The same request natively: the same objects.
+    let native = builder()
+        .persistent(false)
+        .build()
+        .await
+        .unwrap()
+        .get_stock_data(
+            "600000",
+            quantdb::history::HistoryRequest::range("20240101", "20241231")
+                .unwrap()
+                .adjust(quantdb::Adjust::Qfq),
+        )
+        .await
+        .unwrap();
+    let from_js: Vec<quantdb::Bar> = serde_json::from_value(Value::Array(bars.clone())).unwrap();
+    assert_eq!(from_js, native);
+    settle(db.flush()).await.unwrap();
+
+    // A new client on the same database: from IndexedDB, no request.
+    reset_mock(json!({})).await;
+    let again = open(&o).await;
+    let from_idb = settle(again.get_stock_data("600000".into(), Some(year.unchecked_into())))
+        .await
+        .unwrap();
+    assert_eq!(from_idb.as_array().unwrap(), bars);
+    let history = control("GET", "/__mock/stats", None).await["history"].clone();
+    assert_eq!(history["total"], 0);
+    let s = stats(&again);
+    assert_eq!(
+        (s["history_hits"].as_u64(), s["history_misses"].as_u64()),
+        (Some(1), Some(0))
+    );
+
+    for (options, code, text) in [
+        (json!({"adjust": "weird"}), "invalid_request", "adjust"),
+        (
+            json!({"start": "2024/01/01"}),
+            "invalid_request",
+            "YYYYMMDD",
+        ),
+        (json!({"days": 0}), "config_error", "days must be from 1"),
+        (json!({"dayz": 5}), "config_error", "dayz"),
+    ] {
+        let err =
+            settle(again.get_stock_data("600000".into(), Some(js(&options).unchecked_into())))
+                .await
+                .unwrap_err();
+        assert_eq!(
+            Reflect::get(&err, &"code".into()).unwrap(),
+            code,
+            "{options}"
+        );
+        let message = Reflect::get(&err, &"message".into())
+            .unwrap()
+            .as_string()
+            .unwrap();
+        assert!(message.contains(text), "{options}: {message}");
+    }
 }
