@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes quantdb's readers of untrusted bytes with cargo-fuzz (libFuzzer, AddressSanitizer,
 # debug assertions on), one target after another: the upstream answer parsers (sina, tencent,
-# eastmoney, relay), Symbol::parse (symbol), the stored record decoders (stored) and the file
-# cache's log (file_log). The targets and the properties they check are in fuzz/.
+# eastmoney, relay), Symbol::parse (symbol), the stored record decoders (stored), the file
+# cache's log (file_log), the daily-history parsers of every upstream and what is derived from
+# them (history) and the stored history records (history_record). The targets and the
+# properties they check are in fuzz/.
 #
-#   scripts/fuzz.sh --short                 build, then every target for 12 s (about 1.5 min)
+#   scripts/fuzz.sh --short                 build, then every target for 12 s (about 2 min)
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   build, then a campaign of SECONDS per target
 #                                           (default 600) on the named targets (default all)
 #   ... -- -runs=10000000                   anything after `--` goes to libFuzzer
@@ -25,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 CARGO_FUZZ_VERSION=0.13.2
-TARGETS=(sina tencent eastmoney relay symbol stored file_log)
+TARGETS=(sina tencent eastmoney relay symbol stored file_log history history_record)
 
 seconds=600
 short=false
@@ -74,7 +76,7 @@ for t in "${targets[@]}"; do
         corpora=("corpus/$t" "seeds/$t")
     fi
     dict=() # JSON tokens and edge numbers for the targets that read JSON
-    case $t in eastmoney | relay | stored | file_log) dict=(-dict="$PWD/dicts/json.dict") ;; esac
+    case $t in eastmoney | relay | stored | file_log | history | history_record) dict=(-dict="$PWD/dicts/json.dict") ;; esac
     log=target/fuzz-logs/$t.log
     echo "[fuzz] $t: ${seconds} s"
     start=$SECONDS

@@ -82,7 +82,7 @@ pub fn check_symbol(data: &[u8]) {
 }
 
 /// The symbols the storage targets ask for.
-pub const SYMBOLS: [&str; 4] = ["sh600000", "sz000001", "sh000001", "bj430017"];
+pub const SYMBOLS: [&str; 5] = ["sh600000", "sz000001", "sh000001", "bj430017", "sh688981"];
 
 pub fn symbols() -> Vec<Symbol> {
     SYMBOLS
@@ -209,6 +209,100 @@ fn check_log(log: &[u8]) {
             assert_eq!(new, &Stored::Found(saved.clone()), "saved {symbol}");
         } else if let Stored::Found(_) = old {
             assert_eq!(new, old, "{symbol} changed by a save of another symbol");
+        }
+    }
+}
+
+/// Every number of a bar is finite (an optional one when present), and the bar is written as
+/// JSON.
+fn assert_bar(bar: &quantdb::Bar) {
+    let required = [bar.open, bar.high, bar.low, bar.close, bar.volume];
+    let optional = [
+        bar.amount,
+        bar.change,
+        bar.change_percent,
+        bar.amplitude,
+        bar.turnover_rate,
+    ];
+    assert!(required.iter().all(|v| v.is_finite()), "{bar:?}");
+    assert!(optional.iter().flatten().all(|v| v.is_finite()), "{bar:?}");
+    serde_json::to_vec(bar).expect("a bar is written as JSON");
+}
+
+/// The bars as every request could answer them: each adjustment, each period.
+fn check_derived(raw: &[quantdb::history::RawBar], factors: Option<&quantdb::history::Factors>) {
+    use quantdb::history::{aggregate, derive, Adjust, Period};
+    for adjust in [Adjust::None, Adjust::Qfq, Adjust::Hfq] {
+        let daily = derive(raw, None, factors, adjust);
+        assert_eq!(daily.len(), raw.len());
+        for period in [Period::Daily, Period::Weekly, Period::Monthly] {
+            for bar in aggregate(&daily, period) {
+                assert_bar(&bar);
+            }
+        }
+    }
+}
+
+/// A kline answer or a factor file of any upstream: no panic; bars come in date order, one a
+/// day; whatever is derived from them (with the factors read from the same bytes, if any) is
+/// finite.
+pub fn check_history(data: &[u8]) {
+    use quantdb::history::{parse_bars, parse_factors};
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let providers = [
+        Provider::Eastmoney,
+        Provider::Tencent,
+        Provider::Sina,
+        Provider::Relay,
+    ];
+    let provider = providers[usize::from(selector) % providers.len()];
+    let symbol = symbols()[usize::from(selector / 4) % SYMBOLS.len()];
+    let factors = parse_factors(provider, body).ok().flatten();
+    if let Some(f) = &factors {
+        let rows = f.rows();
+        assert!(
+            rows.windows(2).all(|w| w[0].0 < w[1].0),
+            "factor rows in date order"
+        );
+        assert!(rows.iter().all(|r| r.1.is_finite() && r.1 > 0.0));
+    }
+    if let Ok(answer) = parse_bars(provider, symbol, body) {
+        assert!(
+            answer.bars.windows(2).all(|w| w[0].date < w[1].date),
+            "bars in date order"
+        );
+        check_derived(&answer.bars, factors.as_ref());
+    }
+}
+
+/// A stored history (a meta record, then the bytes after the first `0xff` as every year's
+/// record it names): no panic; what is read encodes and reads back the same.
+pub fn check_history_record(data: &[u8]) {
+    use quantdb::history::SymbolHistory;
+    let (meta, year) = match data.iter().position(|&b| b == 0xff) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    for symbol in symbols() {
+        let Ok((mut history, years)) = SymbolHistory::decode_meta(symbol, meta) else {
+            continue;
+        };
+        if years
+            .iter()
+            .take(3)
+            .all(|&y| history.decode_year(symbol, y, year).is_ok())
+        {
+            let (mut back, back_years) =
+                SymbolHistory::decode_meta(symbol, &history.encode_meta(symbol)).unwrap();
+            for y in back_years {
+                back.decode_year(symbol, y, &history.encode_year(symbol, y))
+                    .unwrap();
+            }
+            assert_eq!(back.bars, history.bars);
+            assert_eq!(back.coverage, history.coverage);
+            check_derived(&history.bars, history.factors.as_ref().map(|f| &f.table));
         }
     }
 }

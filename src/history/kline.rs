@@ -45,7 +45,7 @@ pub(crate) enum Endpoint {
 
 /// One kline answer, read.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct KlineAnswer {
+pub struct KlineAnswer {
     /// False when the upstream says it does not know the symbol.
     pub known: bool,
     /// Bars in date order, checked.
@@ -129,12 +129,10 @@ pub(crate) fn request(
     })
 }
 
-/// Reads a kline answer of `provider` for `symbol`.
-pub(crate) fn parse_bars(
-    provider: Provider,
-    symbol: Symbol,
-    body: &[u8],
-) -> Result<KlineAnswer, String> {
+/// Reads a daily-kline answer of `provider` for `symbol`: the bars in date order, one a day,
+/// each checked (positive prices, high and low bounding open and close), units normalised
+/// (volume in shares). A body that is not this upstream's format is an error saying why.
+pub fn parse_bars(provider: Provider, symbol: Symbol, body: &[u8]) -> Result<KlineAnswer, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
     let mut answer = match provider {
         Provider::Eastmoney => eastmoney(text)?,
@@ -159,7 +157,7 @@ pub(crate) fn parse_bars(
 
 /// Reads a factor file (`hfq.js`, or a relay's JSON). `None` when the upstream does not
 /// know the symbol.
-pub(crate) fn parse_factors(provider: Provider, body: &[u8]) -> Result<Option<Factors>, String> {
+pub fn parse_factors(provider: Provider, body: &[u8]) -> Result<Option<Factors>, String> {
     let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
     let value = first_json_value(text)?;
     if value.is_null() {
@@ -184,7 +182,7 @@ pub(crate) fn parse_factors(provider: Provider, body: &[u8]) -> Result<Option<Fa
             .ok_or_else(|| format!("bad factor date in {row}"))?;
         let factor = factor
             .and_then(number)
-            .filter(|f| f.is_finite() && *f > 0.0)
+            .filter(|f| (1e-6..=1e9).contains(f))
             .ok_or_else(|| format!("bad factor in {row}"))?;
         table.push((date, factor));
     }

@@ -24,9 +24,8 @@ use crate::error::Error;
 
 pub use adjust::{aggregate, derive, Factors};
 pub use coverage::Coverage;
-pub(crate) use kline::{
-    default_base_url, parse_bars, parse_factors, request, Endpoint, KlineAnswer,
-};
+pub(crate) use kline::{default_base_url, request, Endpoint};
+pub use kline::{parse_bars, parse_factors, KlineAnswer};
 pub(crate) use kline::{SINA_MAX_BARS, TENCENT_PAGE};
 pub use stored::{FactorState, SymbolHistory};
 
@@ -238,6 +237,10 @@ pub struct Bar {
     pub adjust: Adjust,
 }
 
+/// The lowest and highest price a bar may carry.
+const MIN_PRICE: f64 = 1e-4;
+const MAX_PRICE: f64 = 1e9;
+
 /// A raw daily bar as cached: unadjusted prices in yuan, volume in shares, amount in yuan.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RawBar {
@@ -263,11 +266,14 @@ pub struct RawBar {
 }
 
 impl RawBar {
-    /// Prices positive and finite, high the highest and low the lowest, volume not negative.
+    /// Prices (and the previous close) from 0.0001 to 10^9 yuan, high the highest and low the
+    /// lowest, volume, amount and turnover finite and not negative: whatever is derived from
+    /// the bar (adjusted prices, percentages) is then a finite number.
     pub(crate) fn check(&self) -> Result<(), String> {
         let prices = [self.open, self.high, self.low, self.close];
-        if prices.iter().any(|p| !p.is_finite() || *p <= 0.0) {
-            return Err(format!("{}: prices must be positive numbers", self.date));
+        let sane = |p: &f64| (MIN_PRICE..=MAX_PRICE).contains(p);
+        if !prices.iter().chain(self.prev_close.as_ref()).all(sane) {
+            return Err(format!("{}: prices must be from 0.0001 to 10^9", self.date));
         }
         let tolerance = 1e-6 * self.high;
         if self.high + tolerance < self.open.max(self.close).max(self.low)
@@ -275,13 +281,10 @@ impl RawBar {
         {
             return Err(format!("{}: high/low do not bound open/close", self.date));
         }
-        let optional = [self.amount, self.turnover_rate, self.prev_close];
-        if !self.volume.is_finite()
-            || self.volume < 0.0
-            || optional
-                .iter()
-                .flatten()
-                .any(|v| !v.is_finite() || *v < 0.0)
+        let bounded = |v: f64, max: f64| v.is_finite() && (0.0..=max).contains(&v);
+        if !bounded(self.volume, 1e15)
+            || !self.amount.is_none_or(|a| bounded(a, 1e16))
+            || !self.turnover_rate.is_none_or(|t| bounded(t, 1e6))
         {
             return Err(format!(
                 "{}: volume, amount or turnover out of range",
