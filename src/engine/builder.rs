@@ -85,7 +85,7 @@ impl Default for QuantDbBuilder {
             store: None,
             history_providers: None,
             history_store: None,
-            history_memory_capacity: 256,
+            history_memory_capacity: 512,
             max_history_bars: 10_000,
         }
     }
@@ -221,7 +221,7 @@ impl QuantDbBuilder {
         self
     }
 
-    /// Symbols whose daily history is kept in memory (default 256; ten years of one symbol
+    /// Symbols whose daily history is kept in memory (default 512; ten years of one symbol
     /// is about 200 KB).
     pub fn history_memory_capacity(mut self, n: usize) -> Self {
         self.history_memory_capacity = n;
