@@ -137,54 +137,11 @@ const OFFICIAL_CLOSURES: &[(i32, u32, &[u32])] = &[
     (2026, 10, &[1, 2, 5, 6, 7]),
 ];
 
-/// Spring Festival (month, day), 1990-2035; other years repeat the 19-year cycle.
-const SPRING_FESTIVAL: [(u32, u32); 46] = [
-    (1, 27),
-    (2, 15),
-    (2, 4),
-    (1, 23),
-    (2, 10),
-    (1, 31),
-    (2, 19),
-    (2, 7),
-    (1, 28),
-    (2, 16),
-    (2, 5),
-    (1, 24),
-    (2, 12),
-    (2, 1),
-    (1, 22),
-    (2, 9),
-    (1, 29),
-    (2, 18),
-    (2, 7),
-    (1, 26),
-    (2, 14),
-    (2, 3),
-    (1, 23),
-    (2, 10),
-    (1, 31),
-    (2, 19),
-    (2, 8),
-    (1, 28),
-    (2, 16),
-    (2, 5),
-    (1, 25),
-    (2, 12),
-    (2, 1),
-    (1, 22),
-    (2, 10),
-    (1, 29),
-    (2, 17),
-    (2, 6),
-    (1, 26),
-    (2, 13),
-    (2, 3),
-    (1, 23),
-    (2, 11),
-    (1, 31),
-    (2, 19),
-    (2, 8),
+/// Spring Festival as `MMDD`, 1990-2035; other years repeat the 19-year cycle.
+const SPRING_FESTIVAL: [u32; 46] = [
+    127, 215, 204, 123, 210, 131, 219, 207, 128, 216, 205, 124, 212, 201, 122, 209, 129, 218, 207,
+    126, 214, 203, 123, 210, 131, 219, 208, 128, 216, 205, 125, 212, 201, 122, 210, 129, 217, 206,
+    126, 213, 203, 123, 211, 131, 219, 208,
 ];
 
 fn spring_festival(year: i32) -> Option<NaiveDate> {
@@ -195,8 +152,8 @@ fn spring_festival(year: i32) -> Option<NaiveDate> {
     while y < 1990 {
         y += 19;
     }
-    let (m, d) = SPRING_FESTIVAL[usize::try_from(y - 1990).ok()?];
-    NaiveDate::from_ymd_opt(year, m, d)
+    let mmdd = SPRING_FESTIVAL[usize::try_from(y - 1990).ok()?];
+    NaiveDate::from_ymd_opt(year, mmdd / 100, mmdd % 100)
 }
 
 fn is_closure(d: NaiveDate) -> bool {
@@ -331,30 +288,29 @@ impl Profile {
         } else {
             historical_windows(sec, listing)
         };
-        let scale = if sec.is_index { 0.6 } else { 1.0 };
+        let scale = if sec.is_index { 0.7 } else { 1.0 };
+        // (amplitude, period in days, phase) from (amplitude range, period range, salt).
+        let wave = |amp: (f64, f64), period: (f64, f64), salt: u64| {
+            (
+                scale * (amp.0 + amp.1 * r(salt)),
+                period.0 + period.1 * r(salt + 1),
+                TAU * r(salt + 2),
+            )
+        };
         let waves = [
-            (
-                scale * (0.03 + 0.05 * r(320)),
-                40.0 + 50.0 * r(321),
-                TAU * r(322),
-            ),
-            (
-                scale * (0.08 + 0.12 * r(323)),
-                200.0 + 300.0 * r(324),
-                TAU * r(325),
-            ),
-            (
-                scale * (0.15 + 0.20 * r(326)),
-                900.0 + 1600.0 * r(327),
-                TAU * r(328),
-            ),
+            wave((0.03, 0.03), (40.0, 50.0), 320),
+            wave((0.06, 0.06), (200.0, 300.0), 323),
+            wave((0.10, 0.12), (900.0, 1600.0), 326),
         ];
-        // Stocks: about the growth the ex-events give the adjusted price, so raw prices drift
-        // between -3% and +4% a year.
+        let anchor_close = anchor_close_cents(sec);
+        // Stocks: about the growth the ex-events give the adjusted price (6% a year), plus a raw
+        // drift between -3% and +4% a year, never upwards for the cheapest stocks, so that old
+        // raw prices stay plausible.
         let trend = if sec.is_index {
             0.02 + 0.05 * r(329)
         } else {
-            0.026 + 0.07 * r(329)
+            let dear = ((anchor_close as f64 / 200.0).ln() / 100f64.ln()).clamp(0.0, 1.0);
+            0.056 - 0.03 + (0.03 + 0.04 * dear) * r(329)
         };
         let noise = if sec.is_index {
             0.004 + 0.004 * r(330)
@@ -368,7 +324,7 @@ impl Profile {
             listing,
             windows,
             anchor: ANCHOR_DATE,
-            anchor_close: anchor_close_cents(sec),
+            anchor_close,
             anchor_log: 0.0,
             trend,
             waves,
@@ -632,7 +588,9 @@ fn published_events(
             Some(e) if e.ex > p => e.reference,
             _ => raw_close(prof, nominal, p),
         };
-        let cash10 = ((n.cash_yield * before as f64 * 10.0).round() as i64).max(1);
+        // At least 6 cents, so that the reference price is below the close even for the
+        // cheapest stocks.
+        let cash10 = ((n.cash_yield * before as f64 * 10.0).round() as i64).max(6);
         let reference =
             (((10 * before - cash10) as f64 / f64::from(10 + n.bonus10)).round() as i64).max(1);
         out.push(Event {
