@@ -274,26 +274,49 @@ async fn todays_bar_is_provisional_until_the_day_is_settled() {
     let key = ordinary(d("2026-11-30"));
     let db = client(&mock, &clock, None).await;
     let last = |bars: &[Bar]| *bars.last().unwrap();
+    // History requests, and realtime quote requests, since the last call.
+    let both = |mock: &MockUpstream| {
+        let quotes = mock.requests().total;
+        (taken(mock), quotes)
+    };
 
     let bars = db
         .get_stock_data(&key, HistoryRequest::last_days(5))
         .await
         .unwrap();
-    assert_eq!(taken(&mock), em(1));
+    assert_eq!(
+        both(&mock),
+        (em(1), 1),
+        "the bars to yesterday, and today's quote"
+    );
     assert_eq!(bars.len(), 5);
     let quote = mock.market_quote(&key).unwrap();
+    let today = last(&bars);
     assert_eq!(
-        (last(&bars).date, last(&bars).close),
-        (d("2026-11-30"), quote.price),
+        (today.date, today.open, today.high, today.low, today.close),
+        (
+            d("2026-11-30"),
+            quote.open,
+            quote.high,
+            quote.low,
+            quote.price
+        ),
         "today's bar is the quote"
     );
-    assert_eq!(last(&bars).volume, quote.volume as f64);
+    assert_eq!(
+        (today.volume, today.amount),
+        (quote.volume as f64, Some(quote.amount))
+    );
 
     clock.advance(10);
     db.get_stock_data(&key, HistoryRequest::last_days(5))
         .await
         .unwrap();
-    assert_eq!(taken(&mock), em(0), "within the trading TTL: from memory");
+    assert_eq!(
+        both(&mock),
+        (em(0), 0),
+        "within the trading TTL: from memory"
+    );
     mock.set_tick(7);
     clock.advance(30);
     let bars = db
@@ -301,9 +324,9 @@ async fn todays_bar_is_provisional_until_the_day_is_settled() {
         .await
         .unwrap();
     assert_eq!(
-        taken(&mock),
-        em(1),
-        "expired: today's bar alone is fetched again"
+        both(&mock),
+        (em(0), 1),
+        "expired: only the quote is asked again"
     );
     assert_eq!(last(&bars).close, mock.market_quote(&key).unwrap().price);
 
@@ -398,7 +421,14 @@ async fn a_new_dividend_costs_one_factor_request_and_rebases_qfq() {
         .zip(&truth(&mock, &key, "2024-07-01", &ex.to_string()))
     {
         let expected = t.close * f(&factors_now, t.date) / latest;
-        assert!((b.close - expected).abs() < 1e-5, "{} re-based: {} vs {expected} (raw {}, {:?})", b.date, b.close, t.close, factors_now);
+        assert!(
+            (b.close - expected).abs() < 1e-5,
+            "{} re-based: {} vs {expected} (raw {}, {:?})",
+            b.date,
+            b.close,
+            t.close,
+            factors_now
+        );
     }
     assert!(
         after[0].close < before[0].close,

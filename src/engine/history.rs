@@ -28,6 +28,7 @@ use crate::history::{
     aggregate, derive, parse_bars, parse_factors, request, Adjust, Bar, Endpoint, FactorState,
     Factors, HistoryRequest, KlineAnswer, RawBar, SymbolHistory, SINA_MAX_BARS,
 };
+use crate::quote::MarketStatus;
 use crate::stats::Counters;
 use crate::store::{HistoryStore, HistoryWrite};
 use crate::symbol::Symbol;
@@ -186,6 +187,14 @@ impl QuantDb {
         let inputs: Vec<&str> = (symbols.iter().map(AsRef::as_ref))
             .filter(|s| seen.insert(*s))
             .collect();
+        // Today's bars come from the realtime quotes during the session: one batch for all.
+        let live = self.plan(&request, self.inner.clock.now());
+        if live.is_ok_and(|p| p.today_live && p.end == p.today) && !request.force_refresh {
+            let valid: Vec<&str> = (inputs.iter().copied())
+                .filter(|s| Symbol::parse(s).is_ok())
+                .collect();
+            self.get_realtime_data_batch(&valid).await;
+        }
         let answers = join_all(inputs.iter().map(|input| async move {
             let answer = self.get_stock_data(input, request).await;
             match answer {
@@ -523,9 +532,17 @@ impl QuantDb {
         } else {
             history.coverage.missing(plan.start, last_final)
         };
-        let wants_today = plan.end == plan.today
+        let mut wants_today = plan.end == plan.today
             && plan.today_live
             && (force || self.provisional(symbol, now).is_none());
+        // During the session today's bar is the realtime quote's numbers: take them from the
+        // quote cache (one request a chunk of symbols a TTL) rather than a kline request.
+        if wants_today && !force {
+            if let Some(bar) = self.today_from_quote(symbol, plan.today).await {
+                lock(&self.inner.history.provisional).insert(symbol, (bar, now));
+                wants_today = false;
+            }
+        }
         if wants_today {
             match gaps.last_mut() {
                 Some(last) if last.1.succ_opt() == Some(plan.today) || last.1 == plan.final_end => {
@@ -546,6 +563,27 @@ impl QuantDb {
             }
         }
         (fetched, error)
+    }
+
+    /// Today's bar from a fresh realtime quote of today, when the symbol traded.
+    async fn today_from_quote(&self, symbol: Symbol, today: NaiveDate) -> Option<RawBar> {
+        let q = self.get_realtime_data(&symbol.key()).await.ok()?;
+        let date = q.quote_time?.date_naive();
+        if q.stale || date != today || q.market_status == MarketStatus::Suspended || q.volume == 0 {
+            return None;
+        }
+        let bar = RawBar {
+            date,
+            open: q.open?,
+            high: q.high?,
+            low: q.low?,
+            close: q.current_price,
+            volume: q.volume as f64,
+            amount: Some(q.amount),
+            turnover_rate: None,
+            prev_close: Some(q.prev_close),
+        };
+        bar.check().ok().map(|()| bar)
     }
 
     /// Puts what a range fetched into the cache; the years touched (`None`: the meta record).
