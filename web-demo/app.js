@@ -1,12 +1,14 @@
 // The dashboard: a watchlist of A-share quotes through a quantdb relay, cached in memory and
 // IndexedDB by the quantdb package. On load it paints what the cache holds at once, then
-// refreshes, and refreshes again every TTL.
+// refreshes, and refreshes again every TTL. Selecting a row opens its chart under the table
+// (history-chart.js), again on the next load.
 //
 // Page URL options: ?relay=URL (default http://127.0.0.1:8650), ttl=SECONDS (both TTLs),
 // db=NAME (the IndexedDB database), clockStart=TIME (a testing aid: the client's clock reads
 // this RFC 3339 instant when the page opens it, then runs).
 import init, { QuantDB } from "quantdb";
-import { localClock } from "./format.js";
+import { exchangeDate, localClock } from "./format.js";
+import { HistoryChart, loadSelection } from "./history-chart.js";
 import { renderTable, rowState } from "./quote-table.js";
 import { renderStats } from "./stats-panel.js";
 import { loadWatchlist, parseInput, quoteKey, saveWatchlist } from "./watchlist.js";
@@ -24,9 +26,14 @@ const ui = {
   message: document.getElementById("add-message"),
   refreshButton: document.getElementById("refresh-now"),
   fatal: document.getElementById("fatal"),
+  chartPanel: document.getElementById("chart-panel"),
 };
 
 let db = null;
+/** The chart of the selected row, once the client is open. */
+let chart = null;
+/** The page's clock less the system's: `clockStart` moves it as it moves the client's. */
+let clockOffsetMs = 0;
 let watchlist = loadWatchlist();
 /** key -> { key, quote, error }, for every key in the watchlist. */
 const rows = new Map(watchlist.map((key) => [key, newRow(key)]));
@@ -60,7 +67,14 @@ function openOptions(search) {
 }
 
 function render() {
-  renderTable(ui.tbody, watchlist.map((key) => rows.get(key)), removeSymbol);
+  const selected = chart?.symbol ?? null;
+  renderTable(ui.tbody, watchlist.map((key) => rows.get(key)), { onRemove: removeSymbol, onSelect: selectSymbol, selected });
+  chart?.update(rows.get(selected)?.quote ?? null);
+}
+
+/** The exchange's date now, on the page's clock. */
+function today() {
+  return exchangeDate(Date.now() + clockOffsetMs);
 }
 
 function setStatus(state, text) {
@@ -89,6 +103,9 @@ function rename(key, canonical) {
   row.key = canonical;
   rows.set(canonical, row);
   watchlist = watchlist.map((k) => (k === key ? canonical : k));
+  if (chart?.symbol === key) {
+    chart.select(canonical);
+  }
 }
 
 function addSymbols(text) {
@@ -111,7 +128,14 @@ function addSymbols(text) {
 function removeSymbol(key) {
   forget(key);
   saveWatchlist(watchlist);
+  if (chart?.symbol === key) {
+    chart.close();
+  }
   render();
+}
+
+function selectSymbol(key) {
+  chart?.select(key);
 }
 
 // --- Quotes -----------------------------------------------------------------------------
@@ -226,6 +250,9 @@ async function start() {
   try {
     const options = openOptions(location.search);
     document.getElementById("relay-url").textContent = options.relayUrl;
+    if (options.clockStart) {
+      clockOffsetMs = Date.parse(options.clockStart) - Date.now();
+    }
     await init();
     db = await QuantDB.open(options);
   } catch (err) {
@@ -241,6 +268,13 @@ async function start() {
     await paintFromCache();
   } catch (err) {
     setStatus("loading", `Cache unreadable (${err.message}), refreshing…`);
+  }
+  // The chart selected last time: its bars up to yesterday are in the client's cache, so it
+  // is painted from there, with no request.
+  chart = new HistoryChart(ui.chartPanel, { db, today, onChange: render });
+  const saved = loadSelection();
+  if (saved && rows.has(saved.symbol)) {
+    chart.show(saved);
   }
   ui.form.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -6,7 +6,10 @@
 //
 // The steps run in order and build on each other: quotes appear, a reload paints them from
 // IndexedDB without an upstream request, stopping the upstream server leaves stale rows, a bad
-// symbol gets an error row. A screenshot goes to artifacts/web-demo.png.
+// symbol gets an error row; then the history chart: a selected row's candles are the mock's
+// bars, adjusted as its factors say, switching the adjustment costs no request, a reload paints
+// the chart with no history request, a history outage shows a message. A screenshot with the
+// chart goes to artifacts/web-demo.png.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -37,7 +40,10 @@ const DEFAULT_SYMBOLS = ["sh600000", "sz000001", "sz300750", "sh601318", "sh0000
  * trading) when this file loaded, and runs: TTLs expire as the steps need, and no session
  * boundary of the real time of day falls between two steps.
  */
-const CLOCK_START = Date.parse("2026-11-30T10:00:00+08:00");
+const CLOCK_START_TEXT = "2026-11-30T10:00:00+08:00";
+const CLOCK_START = Date.parse(CLOCK_START_TEXT);
+/** The exchange's date on the shared clock (the steps take minutes, not 14 hours). */
+const TODAY = "2026-11-30";
 const CLOCK_OFFSET_MS = CLOCK_START - Date.now();
 /** The shared clock's time now, for a process or a page that starts now. */
 const clockNow = () => new Date(Date.now() + CLOCK_OFFSET_MS).toISOString();
@@ -59,7 +65,10 @@ function requireFile(file, hint) {
   }
 }
 
-/** Installs the packed package into web-demo/node_modules, as a user would. */
+/**
+ * Installs the packed package into web-demo/node_modules as a user would, and with it the
+ * page's dependencies of web-demo/package.json (lightweight-charts).
+ */
 function installPackage() {
   const cargoToml = fs.readFileSync(path.join(ROOT, "Cargo.toml"), "utf8");
   const version = /^version = "(.*)"$/m.exec(cargoToml)[1];
@@ -118,9 +127,23 @@ async function mockGet(route) {
   return res.json();
 }
 
-/** Starts the mock upstream on `port` (0: any free port). */
+async function mockPost(route, body) {
+  const res = await fetch(`${mock.url}${route}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  assert.equal(res.status, 200, `POST ${route}`);
+  return res.json();
+}
+
+/**
+ * Starts the mock upstream on `port` (0: any free port), its clock stopped where the shared
+ * clock started: the history's today is the relay's and the pages'.
+ */
 async function startMock(port) {
-  const started = await startServer(MOCK_BIN, ["--port", String(port)], "mock upstream listening on");
+  const args = ["--port", String(port), "--now", CLOCK_START_TEXT];
+  const started = await startServer(MOCK_BIN, args, "mock upstream listening on");
   cleanups.push(started.stop);
   return started;
 }
@@ -133,7 +156,7 @@ before(async () => {
   requireFile(MOCK_BIN, build);
   installPackage();
 
-    mock = await startMock(0);
+  mock = await startMock(0);
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "quantdb-e2e-cache-"));
   cleanups.push(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
   const ttl = String(SHORT_TTL);
@@ -246,6 +269,99 @@ async function addSymbol(text, { pressEnter }) {
   }
 }
 
+// --- The history chart --------------------------------------------------------------------
+
+/** The first day of each range of the chart, from TODAY. */
+const RANGE_START = {
+  "1M": "2026-10-30", "3M": "2026-08-30", "6M": "2026-05-30",
+  "1Y": "2025-11-30", "3Y": "2023-11-30", "5Y": "2021-11-30",
+};
+/** Ranges drawn in weekly candles. */
+const WEEKLY = new Set(["3Y", "5Y"]);
+const CHART_KEY = "quantdb-dashboard.chart";
+
+/** The mock's requests to its history endpoints (kline and factors), per endpoint. */
+const historyCounts = async () => (await mockGet("/__mock/stats")).history;
+const klineRequests = (h) => h.eastmoney_kline + h.tencent_kline + h.sina_kline;
+
+/** The chart's test hooks (see history-chart.js): its state, selection and what it draws. */
+const readChart = () => page.$eval("#history-chart", (el) => ({ ...el.dataset }));
+
+/** Waits until the chart's hooks have the values of `want` (like `{ state: "ok" }`). */
+async function waitForChart(want) {
+  await page.waitForFunction(
+    (w) => {
+      const shown = document.getElementById("history-chart").dataset;
+      return Object.entries(w).every(([name, value]) => shown[name] === value);
+    },
+    want,
+  );
+  return readChart();
+}
+
+/** The mock's truth for `key`: its raw daily bars up to today (today's included), its factors. */
+const truthOf = (key) => mockGet(`/__mock/history/${key}`);
+
+/** The cumulative hfq factor on `date`: the last published on or before it, else 1. */
+function factorOn(truth, date) {
+  const dated = truth.factors.filter((f) => f.date <= date).sort((a, b) => a.date.localeCompare(b.date));
+  return dated.at(-1)?.factor ?? 1;
+}
+
+/** A bar's close adjusted: raw for none, raw × F(d) for hfq, raw × F(d) / F(latest) for qfq. */
+function adjustedClose(truth, bar, adjust) {
+  const f = factorOn(truth, bar.date);
+  return { none: bar.close, hfq: bar.close * f, qfq: (bar.close * f) / factorOn(truth, "9999-12-31") }[adjust];
+}
+
+function mondayOf(date) {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() - ((d.getUTCDay() + 6) % 7));
+  return d.toISOString().slice(0, 10);
+}
+
+/** The truth's bars a range shows: each day from its start to today, or each ISO week's last. */
+function truthCandles(truth, range) {
+  const bars = truth.bars.filter((b) => b.date >= RANGE_START[range] && b.date <= TODAY);
+  if (!WEEKLY.has(range)) {
+    return bars;
+  }
+  const weeks = new Map();
+  for (const bar of bars) {
+    weeks.set(mondayOf(bar.date), bar);
+  }
+  return [...weeks.values()];
+}
+
+function assertPrice(actual, expected, what) {
+  assert.ok(Math.abs(actual - expected) <= 1e-5 * Math.max(1, Math.abs(expected)), `${what}: ${actual}, expected ${expected}`);
+}
+
+/**
+ * The chart shows `key` with `adjust` over `range`: one candle per bar (week) of the mock's in
+ * the range, today's last, the first and last closes adjusted as the mock's factors say.
+ */
+async function assertChartIsTruth(chart, key, adjust, range) {
+  const truth = await truthOf(key);
+  const candles = truthCandles(truth, range);
+  assert.equal(chart.symbol, key);
+  assert.equal(chart.adjust, adjust);
+  assert.equal(chart.range, range);
+  assert.equal(chart.period, WEEKLY.has(range) ? "weekly" : "daily");
+  assert.deepEqual([chart.start, chart.end], [RANGE_START[range], TODAY]);
+  assert.equal(Number(chart.bars), candles.length, `${key} ${range}: the mock's bars in the range`);
+  assert.equal(chart.firstDate, candles[0].date, "first candle");
+  assert.equal(chart.lastDate, candles.at(-1).date, "last candle");
+  assert.equal(chart.lastDate, TODAY, "the last candle is today's");
+  assertPrice(Number(chart.firstClose), adjustedClose(truth, candles[0], adjust), `${key} ${adjust} first close`);
+  assertPrice(Number(chart.lastClose), adjustedClose(truth, candles.at(-1), adjust), `${key} ${adjust} last close`);
+  return truth;
+}
+
+async function pressed(group) {
+  return page.$$eval(`#${group} button[aria-pressed="true"]`, (buttons) => buttons.map((b) => b.textContent));
+}
+
 // --- Steps ------------------------------------------------------------------------------
 
 /** Quotes shown at the end of step a, to compare with later steps. */
@@ -322,7 +438,7 @@ test("c. when the upstream server stops, the relay answers stale quotes and rows
   await waitForRefreshes(1);
   await waitForRows("ok", firstRows.length);
 
-    await mock.stop();
+  await mock.stop();
   // The page refreshes every TTL; once the relay's quotes expire and the upstream fails, the
   // relay answers its last quotes marked stale, and the rows say so.
   await waitForRows("stale", firstRows.length);
@@ -362,7 +478,113 @@ test("d. a bad symbol gets an error row, the other rows stay", async () => {
   }
 });
 
-test("e. screenshot, and no script error on the page", async () => {
+test("e. selecting a row shows its chart: 6 months of the mock's daily bars, qfq", async () => {
+  const before = await historyCounts();
+  await page.click('tr[data-symbol="sh600000"] td.name');
+  const chart = await waitForChart({ state: "ok", symbol: "sh600000" });
+  await assertChartIsTruth(chart, "sh600000", "qfq", "6M");
+  assert.equal(chart.source, "network");
+  assert.equal(await page.getAttribute('tr[data-symbol="sh600000"]', "aria-selected"), "true");
+  assert.deepEqual(await pressed("chart-adjust"), ["qfq 前复权"]);
+  assert.deepEqual(await pressed("chart-range"), ["6M"]);
+
+  // The header: the name, the last close, coloured as the day went.
+  const quote = await mockGet("/__mock/quote/sh600000");
+  assert.equal(await page.textContent('[data-chart="name"]'), quote.name);
+  assert.equal(await page.textContent('[data-chart="close"]'), Number(chart.lastClose).toFixed(2));
+  const change = quote.price - quote.prev_close;
+  const direction = Math.abs(change) < 1e-9 ? "flat" : change > 0 ? "up" : "down";
+  assert.match(await page.getAttribute('[data-chart="close"]', "class"), new RegExp(`\\b${direction}\\b`));
+
+  const after = await historyCounts();
+  assert.ok(klineRequests(after) > klineRequests(before), "the bars were fetched");
+  assert.equal(after.sina_factors - before.sina_factors, 1, "the factors were fetched once");
+  assert.deepEqual(
+    await page.evaluate((key) => JSON.parse(localStorage.getItem(key)), CHART_KEY),
+    { symbol: "sh600000", adjust: "qfq", range: "6M" },
+    "the selection is saved",
+  );
+});
+
+test("f. hfq and none reprice the same candles with no history request", async () => {
+  const before = await historyCounts();
+  const qfq = await readChart();
+
+  await page.click('#chart-adjust button[data-adjust="hfq"]');
+  const hfq = await waitForChart({ state: "ok", adjust: "hfq" });
+  await assertChartIsTruth(hfq, "sh600000", "hfq", "6M");
+  assert.notEqual(hfq.lastClose, qfq.lastClose, "hfq prices are not qfq's");
+  assert.equal(hfq.source, "cache");
+
+  await page.click('#chart-adjust button[data-adjust="none"]');
+  const none = await waitForChart({ state: "ok", adjust: "none" });
+  await assertChartIsTruth(none, "sh600000", "none", "6M");
+  assert.equal(none.source, "cache");
+  assert.deepEqual(await pressed("chart-adjust"), ["none 不复权"]);
+
+  // The page refreshes its quotes every 2 s meanwhile: that costs no history request either.
+  assert.deepEqual(await historyCounts(), before, "no kline request, and the factors were not asked again");
+});
+
+test("g. Enter and Space on a focused row select it; 3Y is drawn in weekly candles", async () => {
+  await page.focus('tr[data-symbol="sz300750"]');
+  await page.keyboard.press("Enter");
+  let chart = await waitForChart({ state: "ok", symbol: "sz300750" });
+  await assertChartIsTruth(chart, "sz300750", "none", "6M");
+
+  await page.click('#chart-range button[data-range="3Y"]');
+  chart = await waitForChart({ state: "ok", range: "3Y" });
+  await assertChartIsTruth(chart, "sz300750", "none", "3Y");
+
+  await page.focus('tr[data-symbol="sh600000"]');
+  await page.keyboard.press("Space");
+  await waitForChart({ state: "ok", symbol: "sh600000" });
+  await page.click('#chart-adjust button[data-adjust="qfq"]');
+  chart = await waitForChart({ state: "ok", adjust: "qfq" });
+  await assertChartIsTruth(chart, "sh600000", "qfq", "3Y");
+  assert.equal(await page.getAttribute('tr[data-symbol="sz300750"]', "aria-selected"), "false");
+});
+
+test("h. a reload opens the chart again, painted from IndexedDB with no history request", async () => {
+  const shown = await readChart();
+  const before = await historyCounts();
+  await page.goto(pageUrl(LONG_TTL));
+  const chart = await waitForChart({ state: "ok", symbol: "sh600000", adjust: "qfq", range: "3Y" });
+  await waitForRefreshes(1);
+  for (const field of ["period", "start", "end", "bars", "firstDate", "lastDate", "firstClose", "lastClose"]) {
+    assert.equal(chart[field], shown[field], field);
+  }
+  assert.equal(chart.source, "cache");
+  assert.equal(await page.getAttribute('tr[data-symbol="sh600000"]', "aria-selected"), "true");
+  assert.deepEqual([await pressed("chart-adjust"), await pressed("chart-range")], [["qfq 前复权"], ["3Y"]]);
+  assert.deepEqual(await historyCounts(), before, "no history request");
+});
+
+test("i. when no upstream answers for history, the chart says so", async () => {
+  await mockPost("/__mock/config", { down: ["eastmoney", "tencent", "sina"] });
+  try {
+    // Never charted: its bars are not cached.
+    await page.click('tr[data-symbol="sz000001"] td.name');
+    const chart = await waitForChart({ state: "error", symbol: "sz000001" });
+    // The relay answers 502 with the code upstream_unavailable; the client in relay mode
+    // reports a history request's failure as the relay's HTTP status (upstream_error), so
+    // either code is the outage.
+    const message = await page.textContent("#chart-message");
+    assert.ok(["upstream_unavailable", "upstream_error"].includes(chart.code), `${chart.code}: ${message}`);
+    assert.equal(await page.isVisible("#chart-message"), true);
+    assert.match(message, /sz000001/);
+    assert.ok(message.includes(`(${chart.code})`), message);
+    assert.equal(await page.isVisible("#history-chart"), false, "no empty chart under the message");
+  } finally {
+    await mockPost("/__mock/config", { down: [] });
+  }
+});
+
+test("j. screenshot with the chart, and no script error on the page", async () => {
+  await page.click('tr[data-symbol="sh600000"] td.name');
+  await waitForChart({ state: "ok", symbol: "sh600000" });
+  // The chart paints on the next animation frame.
+  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
   fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   assert.ok(fs.statSync(SCREENSHOT).size > 0);

@@ -48,3 +48,8 @@ export function exchangeClock(iso) {
 export function localClock(date = new Date()) {
   return date.toLocaleTimeString("en-GB", { hour12: false });
 }
+
+/** The exchange's date (UTC+8, "YYYY-MM-DD") at `ms` milliseconds since the epoch. */
+export function exchangeDate(ms) {
+  return new Date(ms + 8 * 3600 * 1000).toISOString().slice(0, 10);
+}

@@ -5,6 +5,8 @@
 //           a cache tier kept (the client's, or the relay's)
 //   error   an error (a bad symbol, or no upstream and nothing cached)
 //   loading nothing yet
+// A row is selected by a click, or by Enter or Space when it has the focus (rows are in the
+// tab order); the selected row has `aria-selected="true"`.
 // Hooks for tests: rows carry `data-symbol`, `data-state`, `data-source` (the quote's cache
 // tier: memory, disk or network) and `data-code` (the error code); value cells `data-field`.
 import { exchangeClock, formatBig, formatChange, formatPercent, formatPrice } from "./format.js";
@@ -105,7 +107,7 @@ function removeCell(key, onRemove) {
   return el("td", { class: "actions" }, button);
 }
 
-function renderRow(row, onRemove) {
+function renderRow(row, { onRemove, onSelect, selected }) {
   const state = rowState(row);
   const tr = el("tr", {
     "data-symbol": row.key,
@@ -113,6 +115,20 @@ function renderRow(row, onRemove) {
     "data-source": row.quote?.cache_source,
     "data-code": row.error?.code,
     class: state,
+    tabindex: "0",
+    "aria-selected": String(row.key === selected),
+    title: `${row.key}: show its chart`,
+  });
+  tr.addEventListener("click", (event) => {
+    if (!event.target.closest("button")) {
+      onSelect(row.key);
+    }
+  });
+  tr.addEventListener("keydown", (event) => {
+    if (event.target === tr && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault(); // Space would scroll
+      onSelect(row.key);
+    }
   });
   tr.append(symbolCell(row.key, row.quote));
   if (row.quote) {
@@ -124,11 +140,21 @@ function renderRow(row, onRemove) {
   return tr;
 }
 
-/** Replaces the body of the table with `rows`, in order; `onRemove(key)` on a row's ×. */
-export function renderTable(tbody, rows, onRemove) {
+/**
+ * Replaces the body of the table with `rows`, in order. `onRemove(key)` on a row's ×,
+ * `onSelect(key)` when a row is selected; `selected` is the selected key. The focus stays on
+ * the row (or its ×) that had it.
+ */
+export function renderTable(tbody, rows, { onRemove, onSelect, selected }) {
+  const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
+  const focusedKey = focused?.closest("tr")?.dataset.symbol;
   if (rows.length === 0) {
     tbody.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: COLUMNS }, "The watchlist is empty: add a symbol above.")));
     return;
   }
-  tbody.replaceChildren(...rows.map((row) => renderRow(row, onRemove)));
+  tbody.replaceChildren(...rows.map((row) => renderRow(row, { onRemove, onSelect, selected })));
+  const tr = focusedKey && [...tbody.rows].find((r) => r.dataset.symbol === focusedKey);
+  if (tr) {
+    (focused.tagName === "BUTTON" ? tr.querySelector("button") : tr).focus({ preventScroll: true });
+  }
 }
