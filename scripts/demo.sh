@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The web demo, offline: builds the npm package when its sources changed, installs it into
-# web-demo/, starts the mock upstream, a relay in front of it (with a temporary cache dir) and
-# a static server for the page, prints the dashboard's URL, and stops them all on Ctrl-C.
+# web-demo/ with the page's dependencies (web-demo/package.json: lightweight-charts, from the
+# npm cache when it has it), starts the mock upstream, a relay in front of it (with a
+# temporary cache dir) and a static server for the page, prints the dashboard's URL, and stops
+# them all on Ctrl-C. The mock runs on the real time (only the tests stop its clock).
 # Ports: MOCK_PORT (18080), RELAY_PORT (8650), WEB_PORT (8000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,7 @@ tarball=artifacts/quantdb-$version.tgz
 if [ ! -f "$tarball" ] || [ -n "$(find src pkg-template Cargo.toml Cargo.lock -newer "$tarball" -print -quit)" ]; then
   scripts/build-pkg.sh
 fi
+# Idempotent: a second run finds everything installed.
 (cd web-demo && npm install --no-save --no-audit --no-fund --prefer-offline "../$tarball" >/dev/null)
 cargo build -q -p quantdb-cli -p mock-upstream
 

@@ -92,10 +92,13 @@ export function liveBar(bars, quote, adjust) {
   if (!date || quote.open === null || quote.market_status === "suspended" || (last && date <= last.date)) {
     return null;
   }
-  if (!last && adjust === "hfq") {
-    return null; // no bar to take the scale from
+  // qfq with no bar before: today's prices as traded.
+  let k = 1;
+  if (adjust !== "none" && last && quote.prev_close > 0) {
+    k = last.close / quote.prev_close;
+  } else if (adjust === "hfq") {
+    return null; // no scale to take
   }
-  const k = adjust === "none" || !last || !(quote.prev_close > 0) ? 1 : last.close / quote.prev_close;
   const scale = (x) => (k === 1 ? x : round6(x * k));
   return {
     date,
@@ -238,14 +241,17 @@ export class HistoryChart {
     }
     this.quote = quote;
     if (!this.loading && this.answer && (this.answer.error || this.answer.day !== this.today())) {
-      this.load();
+      this.load({ again: true });
     } else {
       this.render(false);
     }
   }
 
-  /** Asks the selection's bars up to yesterday, then draws them. */
-  async load() {
+  /**
+   * Asks the selection's bars up to yesterday, then draws them. `again`: the same selection
+   * asked again (a new day, or after a failure); what is shown stays until the answer.
+   */
+  async load({ again = false } = {}) {
     const load = ++this.loads;
     this.loading = true;
     const { symbol, adjust, range } = this.selection;
@@ -253,12 +259,15 @@ export class HistoryChart {
     const months = RANGES[range];
     const period = months >= WEEKLY_FROM_MONTHS ? "weekly" : "daily";
     const start = monthsBefore(day, months);
-    Object.assign(this.box.dataset, { state: "loading", symbol, adjust, range, period, start, end: day });
+    Object.assign(this.box.dataset, { symbol, adjust, range, period, start, end: day });
     this.render(false);
-    this.showMessage(`Loading ${symbol}…`);
-    const requestsBefore = this.db.cacheStats().history_upstream_requests;
+    if (!again) {
+      this.box.dataset.state = "loading";
+      this.showMessage(`Loading ${symbol}…`);
+    }
     let answer;
     try {
+      const requestsBefore = this.db.cacheStats().history_upstream_requests;
       const bars = await this.db.getStockData(symbol, { start, end: addDays(day, -1), adjust, period });
       const fetched = this.db.cacheStats().history_upstream_requests > requestsBefore;
       answer = { day, start, period, bars, source: fetched ? "network" : "cache" };

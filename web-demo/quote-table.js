@@ -117,7 +117,6 @@ function renderRow(row, { onRemove, onSelect, selected }) {
     class: state,
     tabindex: "0",
     "aria-selected": String(row.key === selected),
-    title: `${row.key}: show its chart`,
   });
   tr.addEventListener("click", (event) => {
     if (!event.target.closest("button")) {
