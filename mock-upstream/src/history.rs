@@ -38,12 +38,18 @@
 //! - **Bars**: open, high and low hashed around the reference previous close and the close
 //!   (`low <= open, close <= high`); volume in shares (a multiple of 100) around a hashed
 //!   turnover of the floating shares; amount (yuan, whole) = volume times a price in
-//!   `[low, high]`. **Today's bar**: when today is a trading day, the time is 09:30 or later,
-//!   the stock is not suspended in the realtime answer and is listed, the last bar is today's:
-//!   the realtime snapshot at the current tick (open, high, low, price as close, volume,
-//!   amount), provisional until 15:00 and final after. It follows the realtime answer even on a
-//!   day inside a historical window. Before 09:30 or on a closed day the last bar is the
-//!   previous trading day's.
+//!   `[low, high]`.
+//! - **Today's bar**: when today is a trading day, the time is 09:30 or later, the stock is
+//!   not suspended in the realtime answer and is listed, the last bar is today's. Until 15:00 it
+//!   is provisional: the realtime snapshot at the current tick (open, high, low, price as close,
+//!   volume, amount). From 15:00 it is final: the day's settled bar, the same bar the history
+//!   serves for that day on every later day (so a cached final bar never goes stale). On a
+//!   stopped clock the realtime quote settles too: from 15:00 it is that bar, whatever the tick
+//!   (the order book follows its close). On the running system clock the realtime quote keeps
+//!   moving with the tick at any hour (tests that move the tick see a change), so after 15:00
+//!   it differs from today's bar. Today's bar follows the realtime answer even on a day inside
+//!   a historical window. Before 09:30 or on a closed day the last bar is the previous trading
+//!   day's.
 //! - **The realtime previous close** on a date is the reference previous close of a bar on that
 //!   date: the close of the last bar before it, ex-adjusted on an ex-date ([`prev_close`]).
 //!   Before a stock's listing the realtime answer still quotes it, with the raw formula's value
@@ -53,7 +59,8 @@
 //!
 //! - Eastmoney `GET /api/qt/stock/kline/get?secid=1.600000&klt=101&fqt=0&beg=YYYYMMDD&end=YYYYMMDD`
 //!   (`lmt=N`: the last N bars up to `end`, 0 = no limit; `fields1`, `fields2` select the data
-//!   keys and the kline fields, all by default; `cb=NAME` answers JSONP; `ut` ignored).
+//!   keys and the kline fields, all by default; `cb=NAME` answers JSONP; `ut` ignored), in the
+//!   real envelope (`rc`, `rt`, `svr`, `lt`, `full`, `dlmkts`, `dsc`, `data`).
 //!   `fqt=1` (qfq) and `fqt=2` (hfq) are **multiplicative** (`raw * F(d) / F(today)` and
 //!   `raw * F(d)`), where the real Eastmoney's qfq is additive (and can go negative).
 //!   Unknown secid or a bad `fqt`, `beg`, `end` or `lmt`: `rc:102` with `"data":null`. `klt`
@@ -62,13 +69,20 @@
 //!   `"klines":[]`, `preKPrice` 0.
 //! - Tencent `GET /appstock/app/fqkline/get?param=sh600000,day,START,END,COUNT,FQ` (dates
 //!   `YYYY-MM-DD` or empty, COUNT empty = 640, FQ `qfq`, `hfq` or empty = raw): the last COUNT
-//!   bars (at most 640) within `[START, END]`. `_var=NAME` answers `NAME={...}`. An unknown
-//!   symbol: `{"code":0,"msg":"","data":{}}`; a bad date, count or fq:
-//!   `{"code":-1,"msg":"param error","data":[]}`; `week`/`month`: `400`.
+//!   bars (at most 640) within `[START, END]`, every value a 3-decimal string, volume in lots
+//!   (in shares on the STAR board, as in Tencent's realtime quotes), the ex-dividend dict on a
+//!   raw row's ex-date; then `qt` (the realtime quote's fields and a `market` line),
+//!   `mx_price`, `prec` (the previous close of the first row, empty for the first bar ever) and
+//!   `version`, as in the real answers. `_var=NAME` answers `NAME={...}`. An unknown symbol:
+//!   its key with no rows and an empty quote,
+//!   `{"code":0,"msg":"","data":{"sh999999":{"day":[],"qt":{"sh999999":[],"market":[..]},..}}}`;
+//!   a bad date, count or fq, or no symbol: `{"code":-1,"msg":"param error","data":[]}`;
+//!   `week`/`month`: `400`.
 //! - Sina `GET /quotes_service/api/json_v2.php/CN_MarketData.getKLineData?symbol=..&scale=240&datalen=N`:
-//!   the latest N bars (default and cap 1023), raw, volume in shares. Unknown symbol: `null`; a
-//!   known one without bars yet: `[]`; another scale or a datalen that is not a number: `400`.
-//!   No Referer check.
+//!   the latest N bars (default and cap 1023), raw, volume in shares; without `ma=no` each row
+//!   also has `ma_priceN`/`ma_volumeN` for N in `ma` (a list; absent: 5, 10 and 30), when N
+//!   bars are there. Unknown symbol: `null`; a known one without bars yet: `[]`; another scale
+//!   or a datalen that is not a number: `400`. No Referer check.
 //! - Sina `GET /realstock/company/<symbol>/hfq.js`: the published cumulative factors, newest
 //!   first, the `1900-01-01` sentinel last; about a third of the symbols get a trailing
 //!   `/* ... */` comment. Unknown symbol: `404`.
@@ -84,9 +98,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Datelike, Days, FixedOffset, NaiveDate, NaiveTime, Weekday};
 
 use crate::{
-    anchor_close_cents, c2, c3, cn_offset, key_rand, market, mix, param, query_params, round2,
-    secid_to_key, share_counts, snapshot, unit, valid_callback, Exchange, Provider, Security,
-    CT_JSON, CT_JSONP, CT_TEXT,
+    anchor_close_cents, c2, c3, cn_offset, key_rand, market, mix, param, query_params, quote_snap,
+    round2, secid_to_key, share_counts, snapshot, tencent_fields, unit, valid_callback, At,
+    Exchange, Provider, Security, CT_JSON, CT_JSONP, CT_TEXT,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -657,15 +671,76 @@ pub(crate) fn prev_close_cents(sec: &Security, today: NaiveDate) -> i64 {
 
 /// A bar in cents, volume in shares, amount in yuan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Bar {
-    date: NaiveDate,
-    open: i64,
-    high: i64,
-    low: i64,
-    close: i64,
-    prev: i64,
-    volume: u64,
-    amount: u64,
+pub(crate) struct DayBar {
+    pub(crate) date: NaiveDate,
+    pub(crate) open: i64,
+    pub(crate) high: i64,
+    pub(crate) low: i64,
+    pub(crate) close: i64,
+    /// The reference previous close.
+    pub(crate) prev: i64,
+    pub(crate) volume: u64,
+    pub(crate) amount: u64,
+}
+
+fn hm(h: u32, m: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(h, m, 0).unwrap_or(NaiveTime::MIN)
+}
+
+/// Whether `sec` trades on the day of `now` (China time) and the session has begun (09:30).
+fn has_todays_bar(sec: &Security, prof: &Profile, now: DateTime<FixedOffset>) -> bool {
+    let today = today_of(now);
+    let time = now.with_timezone(&cn_offset()).time();
+    is_trading_day(today) && time >= hm(9, 30) && !sec.suspended && today >= prof.listing
+}
+
+/// From 15:00 on a day `sec` trades, the day's settled bar: the bar the history serves for
+/// that day from then on (today's final bar, and the same bar on the days after).
+pub(crate) fn settled_bar(sec: &Security, now: DateTime<FixedOffset>) -> Option<DayBar> {
+    let prof = profile(sec);
+    let time = now.with_timezone(&cn_offset()).time();
+    if !has_todays_bar(sec, prof, now) || time < hm(15, 0) {
+        return None;
+    }
+    let day = today_of(now);
+    let a = prof.anchor.year();
+    let nominal = nominal_events(prof, day.year().min(a), day.year().max(a));
+    let close = raw_close(prof, &nominal, day);
+    Some(formula_bar(prof, day, close, prev_close_cents(sec, day)))
+}
+
+/// A past day's bar (or a settled today's): open, high and low hashed around the reference
+/// previous close and the close, volume around the typical turnover.
+fn formula_bar(prof: &Profile, d: NaiveDate, close: i64, prev: i64) -> DayBar {
+    let r = |salt: u64| day_rand(prof.seed, d, salt);
+    let index = prof.is_index;
+    let (open_span, wick) = if index { (0.01, 0.008) } else { (0.025, 0.02) };
+    let p = prev as f64;
+    let open = ((p * (1.0 + open_span * (2.0 * r(11) - 1.0))).round() as i64).max(1);
+    let high = open.max(close) + (p * wick * r(12)).round() as i64;
+    let low = (open.min(close) - (p * wick * r(13)).round() as i64).max(1);
+    let lots = if index {
+        200_000_000 + (400_000_000.0 * r(14)) as u64
+    } else {
+        let shares = prof.float_shares * prof.turnover * (1.4 * r(14) - 0.7).exp();
+        ((shares / 100.0).round() as u64).max(1)
+    };
+    let volume = lots * 100;
+    let avg_yuan = if index {
+        8.0 + 4.0 * r(15)
+    } else {
+        (low + high + 2 * close) as f64 / 400.0
+    };
+    DayBar {
+        date: d,
+        open,
+        high,
+        low,
+        close,
+        prev,
+        volume,
+        amount: (volume as f64 * avg_yuan).round() as u64,
+    }
 }
 
 /// Price adjustment.
@@ -682,6 +757,8 @@ struct Hist<'a> {
     prof: &'a Profile,
     today: NaiveDate,
     today_bar: bool,
+    /// From 15:00: today's bar is the settled bar, not the snapshot.
+    after_close: bool,
     tick: u64,
     cur: Option<NaiveDate>,
     nominal: Vec<Nominal>,
@@ -695,10 +772,8 @@ impl<'a> Hist<'a> {
         let prof = profile(sec);
         let today = today_of(now);
         let cur = current_window_start(prof, today);
-        let time = now.with_timezone(&cn_offset()).time();
-        let open = NaiveTime::from_hms_opt(9, 30, 0).unwrap_or(NaiveTime::MIN);
-        let today_bar =
-            is_trading_day(today) && time >= open && !sec.suspended && today >= prof.listing;
+        let today_bar = has_todays_bar(sec, prof, now);
+        let after_close = now.with_timezone(&cn_offset()).time() >= hm(15, 0);
         let nominal = nominal_events(
             prof,
             prof.listing.year(),
@@ -717,6 +792,7 @@ impl<'a> Hist<'a> {
             prof,
             today,
             today_bar,
+            after_close,
             tick,
             cur,
             nominal,
@@ -776,8 +852,8 @@ impl<'a> Hist<'a> {
     }
 
     /// The bars of `days` (consecutive bar days, oldest first).
-    fn bars(&self, days: &[NaiveDate]) -> Vec<Bar> {
-        let mut out: Vec<Bar> = Vec::with_capacity(days.len());
+    fn bars(&self, days: &[NaiveDate]) -> Vec<DayBar> {
+        let mut out: Vec<DayBar> = Vec::with_capacity(days.len());
         for &d in days {
             let prev = match out.last() {
                 Some(p) => match self
@@ -791,9 +867,9 @@ impl<'a> Hist<'a> {
                 },
                 None => reference_prev(self.prof, self.cur, &self.events, &self.nominal, d),
             };
-            if d == self.today {
+            if d == self.today && !self.after_close {
                 let s = snapshot(self.sec, self.tick, d);
-                out.push(Bar {
+                out.push(DayBar {
                     date: d,
                     open: s.open,
                     high: s.high,
@@ -805,42 +881,10 @@ impl<'a> Hist<'a> {
                 });
             } else {
                 let close = raw_close(self.prof, &self.nominal, d);
-                out.push(self.formula_bar(d, close, prev));
+                out.push(formula_bar(self.prof, d, close, prev));
             }
         }
         out
-    }
-
-    fn formula_bar(&self, d: NaiveDate, close: i64, prev: i64) -> Bar {
-        let r = |salt: u64| day_rand(self.prof.seed, d, salt);
-        let index = self.prof.is_index;
-        let (open_span, wick) = if index { (0.01, 0.008) } else { (0.025, 0.02) };
-        let p = prev as f64;
-        let open = ((p * (1.0 + open_span * (2.0 * r(11) - 1.0))).round() as i64).max(1);
-        let high = open.max(close) + (p * wick * r(12)).round() as i64;
-        let low = (open.min(close) - (p * wick * r(13)).round() as i64).max(1);
-        let lots = if index {
-            200_000_000 + (400_000_000.0 * r(14)) as u64
-        } else {
-            let shares = self.prof.float_shares * self.prof.turnover * (1.4 * r(14) - 0.7).exp();
-            ((shares / 100.0).round() as u64).max(1)
-        };
-        let volume = lots * 100;
-        let avg_yuan = if index {
-            8.0 + 4.0 * r(15)
-        } else {
-            (low + high + 2 * close) as f64 / 400.0
-        };
-        Bar {
-            date: d,
-            open,
-            high,
-            low,
-            close,
-            prev,
-            volume,
-            amount: (volume as f64 * avg_yuan).round() as u64,
-        }
     }
 
     /// `F(d)`: the product of the published factors of the events on or before `d`.
@@ -858,7 +902,7 @@ impl<'a> Hist<'a> {
     }
 
     /// Prices of `bar` adjusted: (open, close, high, low, prev) in cents.
-    fn adjusted(&self, bar: &Bar, fq: Fq) -> [i64; 5] {
+    fn adjusted(&self, bar: &DayBar, fq: Fq) -> [i64; 5] {
         let raw = [bar.open, bar.close, bar.high, bar.low, bar.prev];
         let k = match fq {
             Fq::Raw => return raw,
@@ -900,7 +944,7 @@ pub struct MockBar {
 }
 
 impl MockBar {
-    fn of(b: &Bar) -> MockBar {
+    fn of(b: &DayBar) -> MockBar {
         MockBar {
             date: b.date,
             open: crate::yuan(b.open),
@@ -1073,7 +1117,7 @@ pub fn history_body(
         .split_once('?')
         .unwrap_or((path_and_query, ""));
     let endpoint = Endpoint::of_path(path)?;
-    let a = answer(endpoint, path, query, now, tick);
+    let a = answer(endpoint, path, query, now, tick, true);
     Some((a.status.as_u16(), a.body.into_bytes()))
 }
 
@@ -1149,11 +1193,12 @@ pub(crate) fn answer(
     query: &str,
     now: DateTime<FixedOffset>,
     tick: u64,
+    settle: bool,
 ) -> Answer {
     let params = query_params(query);
     match endpoint {
         Endpoint::EastmoneyKline => eastmoney_kline(&params, now, tick),
-        Endpoint::TencentKline => tencent_kline(&params, now, tick),
+        Endpoint::TencentKline => tencent_kline(&params, At { now, settle }, tick),
         Endpoint::SinaKline => sina_kline(&params, now, tick),
         Endpoint::SinaFactors => {
             let symbol = path
@@ -1271,12 +1316,12 @@ fn eastmoney_kline(params: &[(String, String)], now: DateTime<FixedOffset>, tick
     }
     data.push_str("]}");
     wrap(format!(
-        r#"{{"rc":0,"rt":17,"svr":181669349,"lt":1,"full":0,"dlmkts":"","data":{data}}}"#
+        r#"{{"rc":0,"rt":17,"svr":181669349,"lt":1,"full":0,"dlmkts":"","dsc":"0","data":{data}}}"#
     ))
 }
 
 /// One kline: the fields of `fields2` (`f51`..`f61`) in the order asked.
-fn em_line(h: &Hist, bar: &Bar, fq: Fq, fields2: &str) -> String {
+fn em_line(h: &Hist, bar: &DayBar, fq: Fq, fields2: &str) -> String {
     let [open, close, high, low, prev] = h.adjusted(bar, fq);
     let pct = |x: i64| round2(x as f64 * 100.0 / prev as f64);
     let mut parts: Vec<String> = Vec::with_capacity(11);
@@ -1312,7 +1357,7 @@ pub const TENCENT_MAX_ROWS: u64 = 640;
 /// Most rows in one Sina answer.
 pub const SINA_MAX_ROWS: u64 = 1023;
 
-fn tencent_kline(params: &[(String, String)], now: DateTime<FixedOffset>, tick: u64) -> Answer {
+fn tencent_kline(params: &[(String, String)], at: At, tick: u64) -> Answer {
     let var = param(params, "_var").filter(|v| !v.is_empty());
     if var.is_some_and(|v| !valid_callback(v)) {
         return bad_request("invalid _var name");
@@ -1353,11 +1398,19 @@ fn tencent_kline(params: &[(String, String)], now: DateTime<FixedOffset>, tick: 
     else {
         return wrap(TENCENT_PARAM_ERROR.to_string());
     };
+    if symbol.is_empty() {
+        return wrap(TENCENT_PARAM_ERROR.to_string());
+    }
+    let market_line = tencent_market_line(at.now);
     let Some(sec) = find(symbol) else {
-        return wrap(r#"{"code":0,"msg":"","data":{}}"#.to_string());
+        // The real answer for an unknown code: its key, no rows, an empty quote.
+        let key = serde_json::to_string(symbol).unwrap_or_else(|_| "\"\"".into());
+        return wrap(format!(
+            r#"{{"code":0,"msg":"","data":{{{key}:{{"day":[],"qt":{{{key}:[],"market":[{market_line}]}},"mx_price":{{"mx":[],"price":[]}},"prec":"","version":"16"}}}}}}"#
+        ));
     };
     let fq = if sec.is_index { Fq::Raw } else { fq };
-    let h = Hist::new(sec, now, tick);
+    let h = Hist::new(sec, at.now, tick);
     let count = count.min(TENCENT_MAX_ROWS);
     let days: Vec<NaiveDate> = if start > end {
         Vec::new()
@@ -1372,21 +1425,28 @@ fn tencent_kline(params: &[(String, String)], now: DateTime<FixedOffset>, tick: 
         Fq::Qfq => "qfqday",
         Fq::Hfq => "hfqday",
     };
+    // Volume in lots, but in shares on the STAR board, as in Tencent's realtime quotes.
+    let unit = if sec.code.starts_with("688") || sec.code.starts_with("689") {
+        1
+    } else {
+        100
+    };
+    let bars = h.bars(&days);
     let mut rows = String::new();
-    for (i, bar) in h.bars(&days).iter().enumerate() {
+    for (i, bar) in bars.iter().enumerate() {
         if i > 0 {
             rows.push(',');
         }
         let [open, close, high, low, _] = h.adjusted(bar, fq);
         let _ = write!(
             rows,
-            r#"["{}","{}","{}","{}","{}","{}.00""#,
+            r#"["{}","{}","{}","{}","{}","{}.000""#,
             bar.date.format("%Y-%m-%d"),
-            c2(open),
-            c2(close),
-            c2(high),
-            c2(low),
-            bar.volume / 100
+            c3(open),
+            c3(close),
+            c3(high),
+            c3(low),
+            bar.volume / unit
         );
         if fq == Fq::Raw {
             if let Some(e) = h.event_on(bar.date) {
@@ -1407,10 +1467,34 @@ fn tencent_kline(params: &[(String, String)], now: DateTime<FixedOffset>, tick: 
         }
         rows.push(']');
     }
+    // The previous close of the first row; none before the first bar ever.
+    let prec = match bars.first() {
+        Some(b) if b.date > h.prof.listing => c3(h.adjusted(b, fq)[4]),
+        _ => String::new(),
+    };
+    let stamp = at.now.format("%Y%m%d%H%M%S").to_string();
+    let quote = tencent_fields(sec, &quote_snap(sec, tick, at), &stamp);
+    let quote = serde_json::to_string(&quote).unwrap_or_else(|_| "[]".into());
     wrap(format!(
-        r#"{{"code":0,"msg":"","data":{{"{}":{{"{key}":[{rows}]}}}}}}"#,
-        sec.key
+        r#"{{"code":0,"msg":"","data":{{"{k}":{{"{key}":[{rows}],"qt":{{"{k}":{quote},"market":[{market_line}]}},"mx_price":{{"mx":[],"price":[]}},"prec":"{prec}","version":"16"}}}}}}"#,
+        k = sec.key
     ))
+}
+
+/// The `qt.market` string: the time and whether the exchanges are open.
+fn tencent_market_line(now: DateTime<FixedOffset>) -> String {
+    let now = now.with_timezone(&cn_offset());
+    let time = now.time();
+    let open = is_trading_day(now.date_naive()) && time >= hm(9, 15) && time < hm(15, 0);
+    let state = if open {
+        "open_交易中"
+    } else {
+        "close_已休市"
+    };
+    format!(
+        "\"{}|SH_{state}|SZ_{state}|BJ_{state}\"",
+        now.format("%Y-%m-%d %H:%M:%S")
+    )
 }
 
 // Sina -----------------------------------------------------------------------------------------
@@ -1430,16 +1514,27 @@ fn sina_kline(params: &[(String, String)], now: DateTime<FixedOffset>, tick: u64
     let Some(sec) = param(params, "symbol").and_then(find) else {
         return ok(CT_JSON, "null".to_string());
     };
+    // Moving averages: `ma=no` none, absent 5, 10 and 30 days, else the listed spans.
+    let spans: Vec<usize> = match param(params, "ma") {
+        None => vec![5, 10, 30],
+        Some(list) => list
+            .split(',')
+            .filter_map(|x| x.trim().parse::<usize>().ok())
+            .filter(|n| (2..=250).contains(n))
+            .collect(),
+    };
+    let longest = spans.iter().max().copied().unwrap_or(1);
     let h = Hist::new(sec, now, tick);
-    let bars = h.bars(&h.last_days(LAST_DAY, n));
+    let bars = h.bars(&h.last_days(LAST_DAY, n + longest as u64 - 1));
+    let first = bars.len().saturating_sub(n as usize);
     let mut body = String::from("[");
-    for (i, b) in bars.iter().enumerate() {
-        if i > 0 {
+    for (i, b) in bars.iter().enumerate().skip(first) {
+        if i > first {
             body.push(',');
         }
         let _ = write!(
             body,
-            r#"{{"day":"{}","open":"{}","high":"{}","low":"{}","close":"{}","volume":"{}"}}"#,
+            r#"{{"day":"{}","open":"{}","high":"{}","low":"{}","close":"{}","volume":"{}""#,
             b.date.format("%Y-%m-%d"),
             c3(b.open),
             c3(b.high),
@@ -1447,6 +1542,20 @@ fn sina_kline(params: &[(String, String)], now: DateTime<FixedOffset>, tick: u64
             c3(b.close),
             b.volume
         );
+        for &span in &spans {
+            let Some(window) = (i + 1).checked_sub(span).map(|from| &bars[from..=i]) else {
+                continue;
+            };
+            let price = window.iter().map(|w| w.close as f64).sum::<f64>() / span as f64 / 100.0;
+            let volume = window.iter().map(|w| w.volume as f64).sum::<f64>() / span as f64;
+            let _ = write!(
+                body,
+                r#","ma_price{span}":{},"ma_volume{span}":{}"#,
+                (price * 1000.0).round() / 1000.0,
+                volume.round() as u64
+            );
+        }
+        body.push('}');
     }
     body.push(']');
     ok(CT_JSON, body)

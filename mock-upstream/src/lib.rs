@@ -27,7 +27,9 @@
 //! The clock: by default the system clock (China time). [`MockConfig::now`], `POST /__mock/config
 //! {"now": "2026-11-30T10:00:00+08:00"}` or the binary's `--now` stop it at a chosen instant. Its
 //! date is the history's "today", and the realtime previous close is the history's close before
-//! that day; the realtime answers carry its date and time.
+//! that day; the realtime answers carry its date and time. On a stopped clock a trading day's
+//! quotes settle at 15:00 into the day's final bar; on the running clock the tick moves prices
+//! at any hour.
 //!
 //! It does not depend on the `quantdb` library: it is an independent implementation of the
 //! upstreams' formats, so the library's parsers are checked against something they did not write.
@@ -84,7 +86,8 @@ pub struct MockConfig {
     /// endpoints too).
     pub down: Vec<String>,
     /// A stopped clock: the instant every answer is made at. `None` is the system clock.
-    /// Its date (in China time, clamped to 1991-2099) is the history's "today".
+    /// Its date (in China time, clamped to 1991-2099) is the history's "today"; from 15:00 on a
+    /// trading day the quotes are the day's final bar (see [`history`]).
     pub now: Option<DateTime<FixedOffset>>,
 }
 
@@ -302,6 +305,14 @@ impl Shared {
         *self.now.write().unwrap_or_else(|e| e.into_inner()) = now;
     }
 
+    /// When answers are made: the stopped clock, or the running system clock.
+    fn at(&self) -> At {
+        match self.fixed_now() {
+            Some(now) => At::stopped(now),
+            None => At::running(),
+        }
+    }
+
     /// The instant answers are made at, in China time.
     fn now_cn(&self) -> DateTime<FixedOffset> {
         match self.fixed_now() {
@@ -513,7 +524,10 @@ impl MockUpstream {
     /// The quote every upstream serves for `key` (like `"sh600000"`) at the current tick and
     /// the mock's clock.
     pub fn market_quote(&self, key: &str) -> Option<MarketQuote> {
-        market_quote_on(key, self.shared.tick(), self.now())
+        let at = self.shared.at();
+        market()
+            .get(key)
+            .map(|sec| quote_snap(sec, self.shared.tick(), at).quote(sec))
     }
 
     /// All listed stocks and indices (indices first), in a fixed order.
@@ -547,16 +561,63 @@ impl Drop for MockUpstream {
 
 /// The quote for `key` at `tick` on the system clock's date, without a server.
 pub fn market_quote_at(key: &str, tick: u64) -> Option<MarketQuote> {
-    market_quote_on(key, tick, now_cn())
-}
-
-/// The quote for `key` at `tick` when the mock's clock says `now`, without a server: the
-/// previous close is the history's close before `now`'s date (see [`history`]).
-pub fn market_quote_on(key: &str, tick: u64, now: DateTime<FixedOffset>) -> Option<MarketQuote> {
-    let day = history::today_of(now);
+    let at = At::running();
     market()
         .get(key)
-        .map(|sec| snapshot(sec, tick, day).quote(sec))
+        .map(|sec| quote_snap(sec, tick, at).quote(sec))
+}
+
+/// The quote for `key` at `tick` when the mock's clock is stopped at `now`, without a server:
+/// the previous close is the history's close before `now`'s date, and from 15:00 on a trading
+/// day the quote is the day's settled bar (see [`history`]).
+pub fn market_quote_on(key: &str, tick: u64, now: DateTime<FixedOffset>) -> Option<MarketQuote> {
+    let at = At::stopped(now);
+    market()
+        .get(key)
+        .map(|sec| quote_snap(sec, tick, at).quote(sec))
+}
+
+/// When an answer is made.
+#[derive(Clone, Copy, Debug)]
+struct At {
+    /// The instant, in China time.
+    now: DateTime<FixedOffset>,
+    /// Whether a trading day's quotes settle at 15:00: on a stopped clock they do (the day's
+    /// final bar is what the history serves for that day later); on the running system clock
+    /// the tick moves prices at any hour, as tests that move the tick expect.
+    settle: bool,
+}
+
+impl At {
+    fn stopped(now: DateTime<FixedOffset>) -> At {
+        At {
+            now: now.with_timezone(&cn_offset()),
+            settle: true,
+        }
+    }
+
+    fn running() -> At {
+        At {
+            now: now_cn(),
+            settle: false,
+        }
+    }
+
+    fn day(&self) -> NaiveDate {
+        history::today_of(self.now)
+    }
+}
+
+/// The quote of `sec` at `tick` and `at`: [`snapshot`], or from 15:00 on a stopped clock the
+/// day's settled bar.
+fn quote_snap(sec: &Security, tick: u64, at: At) -> Snap {
+    let mut snap = snapshot(sec, tick, at.day());
+    if at.settle {
+        if let Some(bar) = history::settled_bar(sec, at.now) {
+            snap.settle(sec, bar);
+        }
+    }
+    snap
 }
 
 /// Serves on `addr` until Ctrl-C or SIGTERM. Prints one line
@@ -851,6 +912,22 @@ impl Snap {
         self.volume / 100
     }
 
+    /// Replaces the day's prices and volumes by its settled bar (the order book follows).
+    fn settle(&mut self, sec: &Security, bar: history::DayBar) {
+        self.open = bar.open;
+        self.high = bar.high;
+        self.low = bar.low;
+        self.price = bar.close;
+        self.volume = bar.volume;
+        self.amount = bar.amount;
+        if !sec.is_index {
+            for (i, (bid, ask)) in self.bids.iter_mut().zip(self.asks.iter_mut()).enumerate() {
+                bid.0 = (bar.close - 1 - i as i64).max(1);
+                ask.0 = bar.close + i as i64;
+            }
+        }
+    }
+
     fn change(&self) -> i64 {
         self.price - self.prev
     }
@@ -1026,14 +1103,13 @@ fn now_cn() -> DateTime<FixedOffset> {
 // Sina
 // ---------------------------------------------------------------------------------------------
 
-fn sina_body(codes: &[String], tick: u64, now: &DateTime<FixedOffset>) -> String {
-    let date = now.format("%Y-%m-%d").to_string();
-    let time = now.format("%H:%M:%S").to_string();
-    let day = history::today_of(*now);
+fn sina_body(codes: &[String], tick: u64, at: At) -> String {
+    let date = at.now.format("%Y-%m-%d").to_string();
+    let time = at.now.format("%H:%M:%S").to_string();
     let mut body = String::with_capacity(codes.len() * 320);
     for code in codes {
         match market().get(code) {
-            Some(sec) => sina_line(&mut body, sec, &snapshot(sec, tick, day), &date, &time),
+            Some(sec) => sina_line(&mut body, sec, &quote_snap(sec, tick, at), &date, &time),
             None => {
                 let _ = writeln!(body, "var hq_str_{code}=\"\";");
             }
@@ -1076,15 +1152,14 @@ fn sina_line(out: &mut String, sec: &Security, s: &Snap, date: &str, time: &str)
 // Tencent
 // ---------------------------------------------------------------------------------------------
 
-fn tencent_body(codes: &[String], tick: u64, now: &DateTime<FixedOffset>) -> String {
-    let stamp = now.format("%Y%m%d%H%M%S").to_string();
-    let day = history::today_of(*now);
+fn tencent_body(codes: &[String], tick: u64, at: At) -> String {
+    let stamp = at.now.format("%Y%m%d%H%M%S").to_string();
     let mut body = String::with_capacity(codes.len() * 400);
     let mut unknown = false;
     for code in codes {
         match market().get(code) {
             Some(sec) => {
-                let fields = tencent_fields(sec, &snapshot(sec, tick, day), &stamp);
+                let fields = tencent_fields(sec, &quote_snap(sec, tick, at), &stamp);
                 let _ = writeln!(body, "v_{}=\"{}\";", sec.key, fields.join("~"));
             }
             None => unknown = true,
@@ -1181,15 +1256,8 @@ fn secid_to_key(secid: &str) -> Option<String> {
     Some(format!("{prefix}{code}"))
 }
 
-fn eastmoney_body(
-    secids: &[String],
-    fields: &[String],
-    fltt2: bool,
-    tick: u64,
-    now: &DateTime<FixedOffset>,
-) -> String {
-    let day = history::today_of(*now);
-    let now = now.timestamp();
+fn eastmoney_body(secids: &[String], fields: &[String], fltt2: bool, tick: u64, at: At) -> String {
+    let now = at.now.timestamp();
     let mut diff = Vec::new();
     for secid in secids {
         let Some(sec) = secid_to_key(secid).and_then(|k| market().get(&k)) else {
@@ -1197,7 +1265,7 @@ fn eastmoney_body(
         };
         diff.push(eastmoney_object(
             sec,
-            &snapshot(sec, tick, day),
+            &quote_snap(sec, tick, at),
             fields,
             fltt2,
             now,
@@ -1427,7 +1495,11 @@ async fn route(shared: &Arc<Shared>, req: Request) -> Response {
         _ if is_get && path.starts_with("/__mock/quote/") => {
             // The expected market data for one key, for tests that cannot call Rust.
             let key = &path["/__mock/quote/".len()..];
-            match market_quote_on(key, shared.tick(), shared.now_cn()) {
+            let at = shared.at();
+            match market()
+                .get(key)
+                .map(|sec| quote_snap(sec, shared.tick(), at).quote(sec))
+            {
                 Some(q) => json(serde_json::to_string(&q).unwrap_or_default()),
                 None => text(StatusCode::NOT_FOUND, "not listed"),
             }
@@ -1487,7 +1559,8 @@ async fn history_upstream(shared: &Shared, path: &str, query: &str) -> Response 
     if let Some(resp) = delay_and_fail(shared, endpoint.provider()).await {
         return resp;
     }
-    let answer = history::answer(endpoint, path, query, shared.now_cn(), shared.tick());
+    let at = shared.at();
+    let answer = history::answer(endpoint, path, query, at.now, shared.tick(), at.settle);
     respond(answer.status, answer.content_type, answer.body)
 }
 
@@ -1513,14 +1586,14 @@ async fn text_upstream(
     if codes.len() > MAX_CODES {
         return too_many();
     }
-    let now = shared.now_cn();
+    let at = shared.at();
     let tick = shared.tick();
     match provider {
-        Provider::Sina => respond(StatusCode::OK, CT_SINA, gbk(&sina_body(codes, tick, &now))),
+        Provider::Sina => respond(StatusCode::OK, CT_SINA, gbk(&sina_body(codes, tick, at))),
         _ => respond(
             StatusCode::OK,
             CT_TENCENT,
-            gbk(&tencent_body(codes, tick, &now)),
+            gbk(&tencent_body(codes, tick, at)),
         ),
     }
 }
@@ -1543,7 +1616,7 @@ async fn eastmoney(shared: &Shared, query: &str) -> Response {
     }
     let fields = split_list(param(&params, "fields").unwrap_or(EASTMONEY_DEFAULT_FIELDS));
     let fltt2 = param(&params, "fltt") == Some("2");
-    let body = eastmoney_body(&secids, &fields, fltt2, shared.tick(), &shared.now_cn());
+    let body = eastmoney_body(&secids, &fields, fltt2, shared.tick(), shared.at());
     match param(&params, "cb").filter(|cb| !cb.is_empty()) {
         None => respond(StatusCode::OK, CT_JSON, body),
         Some(cb) if valid_callback(cb) => {
@@ -1660,19 +1733,23 @@ fn apply_config(shared: &Shared, body: &[u8]) -> Response {
 /// The body the mock would answer for `keys` (like `sh600000`), without a server: for
 /// benchmarks of the parsers. Eastmoney gets the fields quantdb asks for, with `fltt=2`.
 pub fn answer_body(provider: Provider, keys: &[String], tick: u64) -> Vec<u8> {
-    answer_body_at(provider, keys, tick, now_cn())
+    bodies(provider, keys, tick, At::running())
 }
 
-/// [`answer_body`] when the mock's clock says `now`.
+/// [`answer_body`] when the mock's clock is stopped at `now`.
 pub fn answer_body_at(
     provider: Provider,
     keys: &[String],
     tick: u64,
     now: DateTime<FixedOffset>,
 ) -> Vec<u8> {
+    bodies(provider, keys, tick, At::stopped(now))
+}
+
+fn bodies(provider: Provider, keys: &[String], tick: u64, at: At) -> Vec<u8> {
     match provider {
-        Provider::Sina => gbk(&sina_body(keys, tick, &now)),
-        Provider::Tencent => gbk(&tencent_body(keys, tick, &now)),
+        Provider::Sina => gbk(&sina_body(keys, tick, at)),
+        Provider::Tencent => gbk(&tencent_body(keys, tick, at)),
         Provider::Eastmoney => {
             let secids: Vec<String> = keys
                 .iter()
@@ -1682,7 +1759,7 @@ pub fn answer_body_at(
                 .split(',')
                 .map(String::from)
                 .collect();
-            eastmoney_body(&secids, &fields, true, tick, &now).into_bytes()
+            eastmoney_body(&secids, &fields, true, tick, at).into_bytes()
         }
     }
 }
@@ -1721,7 +1798,7 @@ mod tests {
     /// Hashes of the whole-market realtime answers the mock gave before it had a history.
     #[test]
     fn realtime_bodies_unchanged_on_2026_11_30() {
-        let now = monday();
+        let now = At::stopped(monday());
         let keys: Vec<String> = market().list.iter().map(|s| s.key.clone()).collect();
         let secids: Vec<String> = keys
             .iter()
@@ -1763,10 +1840,10 @@ mod tests {
         ];
         for (tick, hashes) in expected {
             let got = [
-                fnv1a(sina_body(&keys, tick, &now).as_bytes()),
-                fnv1a(tencent_body(&keys, tick, &now).as_bytes()),
-                fnv1a(eastmoney_body(&secids, &fields, true, tick, &now).as_bytes()),
-                fnv1a(eastmoney_body(&secids, &fields, false, tick, &now).as_bytes()),
+                fnv1a(sina_body(&keys, tick, now).as_bytes()),
+                fnv1a(tencent_body(&keys, tick, now).as_bytes()),
+                fnv1a(eastmoney_body(&secids, &fields, true, tick, now).as_bytes()),
+                fnv1a(eastmoney_body(&secids, &fields, false, tick, now).as_bytes()),
             ];
             assert_eq!(got, hashes, "tick {tick}");
         }

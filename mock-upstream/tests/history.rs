@@ -126,7 +126,9 @@ fn kline_endpoints_agree_with_bars() {
             assert!(l[10].parse::<f64>().unwrap() >= 0.0);
         }
 
-        // Tencent: the last 640 of them (never more), volume in lots.
+        // Tencent: the last 640 of them (never more), volume in lots (shares on the STAR board),
+        // three decimals; the realtime quote and the first row's previous close follow.
+        let unit = if key.starts_with("sh688") { 1.0 } else { 100.0 };
         let v = json(
             &format!("/appstock/app/fqkline/get?param={key},day,2024-01-01,2026-12-31,640,"),
             now,
@@ -135,11 +137,21 @@ fn kline_endpoints_agree_with_bars() {
         let rows = v["data"][key]["day"].as_array().unwrap();
         let expected = &since_2024[since_2024.len().saturating_sub(640)..];
         assert_eq!(rows.len(), expected.len());
+        let entry = &v["data"][key];
+        let quote = market_quote_on(key, 0, now).unwrap();
+        assert_eq!(entry["qt"][key][3], format!("{:.2}", quote.price));
+        let prec: f64 = entry["prec"].as_str().unwrap().parse().unwrap();
+        assert_eq!(prec, expected[0].prev_close);
+        assert_eq!(entry["version"], "16");
         for (r, b) in rows.iter().zip(expected) {
             let f = |i: usize| r[i].as_str().unwrap().parse::<f64>().unwrap();
             assert_eq!(r[0], b.date.to_string());
+            for i in 1..6 {
+                let text = r[i].as_str().unwrap();
+                assert_eq!(text.split('.').nth(1).unwrap().len(), 3, "{text}");
+            }
             assert_eq!(
-                [f(1), f(2), f(3), f(4), f(5) * 100.0],
+                [f(1), f(2), f(3), f(4), f(5) * unit],
                 [b.open, b.close, b.high, b.low, b.volume as f64]
             );
         }
@@ -464,6 +476,7 @@ fn todays_bar_follows_the_session() {
         ("2026-11-30T14:59:00+08:00", 6),
         ("2026-11-30T15:00:00+08:00", 6),
         ("2026-11-30T20:00:00+08:00", 7),
+        ("2026-11-30T20:00:00+08:00", 8),
     ] {
         let (b, q) = (last(when, tick), quote(when, tick));
         assert_eq!(b.date, date("2026-11-30"));
@@ -487,6 +500,29 @@ fn todays_bar_follows_the_session() {
                 q.prev_close
             ),
             "{when}"
+        );
+    }
+    // During the session the tick moves today's bar; from 15:00 it is settled: the tick no
+    // longer moves it, and the days after see the same bar.
+    assert_ne!(
+        last("2026-11-30T10:00:00+08:00", 5),
+        last("2026-11-30T10:00:00+08:00", 6)
+    );
+    let settled = last("2026-11-30T15:00:00+08:00", 6);
+    assert_eq!(settled, last("2026-11-30T23:59:59+08:00", 60));
+    let tuesday = history::bars(key, at("2026-12-01T10:00:00+08:00"), 3).unwrap();
+    assert_eq!(tuesday[tuesday.len() - 2], settled);
+    assert_eq!(
+        quote("2026-12-01T09:00:00+08:00", 3).prev_close,
+        settled.close
+    );
+    for k in ["sz000001", "sh000300", "sh688001"] {
+        let q = market_quote_on(k, 11, at("2026-11-30T15:30:00+08:00")).unwrap();
+        let later = history::bars(k, at("2026-12-02T09:00:00+08:00"), 0).unwrap();
+        let b = later.iter().find(|b| b.date == date("2026-11-30")).unwrap();
+        assert_eq!(
+            (q.open, q.high, q.low, q.price, q.volume, q.amount),
+            (b.open, b.high, b.low, b.close, b.volume, b.amount)
         );
     }
     // The previous close is Friday's close, whatever the time.
@@ -675,9 +711,14 @@ fn bad_queries_get_error_shapes_not_panics() {
 
     let tx = |p: &str| json(&format!("/appstock/app/fqkline/get?param={p}"), now);
     assert_eq!(
-        tx("sh999999,day,,,640,qfq"),
-        serde_json::json!({"code":0,"msg":"","data":{}})
+        tx("sh999999,day,,,640,qfq")["data"]["sh999999"],
+        serde_json::json!({"day":[],"qt":{"sh999999":[],"market":["2026-11-30 10:00:00|SH_open_交易中|SZ_open_交易中|BJ_open_交易中"]},"mx_price":{"mx":[],"price":[]},"prec":"","version":"16"})
     );
+    assert_eq!(
+        tx("x\"y,day,,,1,")["data"]["x\"y"]["day"],
+        serde_json::json!([])
+    );
+    assert_eq!(tx(",day,,,1,")["code"], -1);
     assert_eq!(tx("sh600000,day,2024-13-01,,640,qfq")["code"], -1);
     assert_eq!(tx("sh600000,day,,,many,qfq")["code"], -1);
     assert_eq!(tx("sh600000,day,,,640,xfq")["code"], -1);
@@ -835,6 +876,32 @@ fn caps_and_limits() {
             .len(),
         3
     );
+    // Moving averages unless ma=no: 5, 10 and 30 days by default, when that many bars exist.
+    let bars = history::bars("sh600000", now, 0).unwrap();
+    let v = json(&format!("{sina}&datalen=2"), now);
+    let row = v[1].as_object().unwrap();
+    for n in [5, 10, 30] {
+        let window = &bars[bars.len() - n..];
+        let mean = window.iter().map(|b| b.close).sum::<f64>() / n as f64;
+        assert!((row[&format!("ma_price{n}")].as_f64().unwrap() - mean).abs() < 0.0006);
+        let volume = window.iter().map(|b| b.volume as f64).sum::<f64>() / n as f64;
+        assert_eq!(
+            row[&format!("ma_volume{n}")].as_f64().unwrap(),
+            volume.round()
+        );
+    }
+    let v = json(&format!("{sina}&datalen=1&ma=5,250"), now);
+    assert_eq!(v[0].as_object().unwrap().len(), 10, "{v}");
+    let listed = history::listing_date("sh688001").unwrap();
+    let third = history::trading_days(listed, listed + chrono::Days::new(10))[2];
+    let young = at(&format!("{third}T16:00:00+08:00"));
+    let v = json(
+        "/quotes_service/api/json_v2.php/CN_MarketData.getKLineData?symbol=sh688001&ma=2,5",
+        young,
+    );
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert!(v[0].get("ma_price2").is_none() && v[1].get("ma_price2").is_some());
+    assert!(v[2].get("ma_price5").is_none());
     let em = "/api/qt/stock/kline/get?secid=1.600000&klt=101";
     let v = json(&format!("{em}&end=20261127&lmt=3"), now);
     let lines = em_klines(&v);
