@@ -1195,3 +1195,33 @@ async fn stock_data_through_memory_and_indexeddb() {
         assert!(message.contains(text), "{options}: {message}");
     }
 }
+
+/// `historyProviders` picks the upstreams of history, in order.
+#[wasm_bindgen_test]
+async fn history_providers_are_configurable() {
+    reset_mock(json!({})).await;
+    let db = open(&options(
+        json!({"historyProviders": ["tencent"], "persistent": false}),
+    ))
+    .await;
+    let days = js(&json!({"days": 5}));
+    let bars = settle(db.get_stock_data("600000".into(), Some(days.unchecked_into())))
+        .await
+        .unwrap();
+    assert_eq!(bars.as_array().unwrap().len(), 5);
+    let history = control("GET", "/__mock/stats", None).await["history"].clone();
+    assert_eq!(
+        (
+            history["tencent_kline"].as_u64(),
+            history["eastmoney_kline"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let err = QuantDB::open(Some(
+        js(&options(json!({"historyProviders": ["yahoo"]}))).unchecked_into(),
+    ))
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "config_error");
+}

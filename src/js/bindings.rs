@@ -43,6 +43,7 @@ struct Options {
     tencent_url: Option<String>,
     eastmoney_url: Option<String>,
     providers: Option<Vec<Provider>>,
+    history_providers: Option<Vec<Provider>>,
     db_name: Option<String>,
     persistent: Option<bool>,
     memory_capacity: Option<f64>,
@@ -159,7 +160,7 @@ impl QuantDB {
         .filter_map(|(p, url)| url.as_ref().map(|_| p))
         .collect();
         if o.providers.is_none() && o.relay_url.is_none() && !configured.is_empty() {
-            b = b.providers(configured);
+            b = b.providers(configured.clone());
         }
         for (provider, url) in [
             (Provider::Sina, o.sina_url),
@@ -170,6 +171,7 @@ impl QuantDB {
                 b = b.base_url(provider, url);
             }
         }
+        let relay = o.relay_url.is_some();
         if let Some(url) = o.relay_url {
             b = b.base_url(Provider::Relay, url);
             if o.providers.is_none() {
@@ -178,6 +180,16 @@ impl QuantDB {
         }
         if let Some(p) = o.providers {
             b = b.providers(p);
+        }
+        // History: the order asked, else the configured upstreams in the history order.
+        let history: Vec<Provider> = [Provider::Eastmoney, Provider::Tencent, Provider::Sina]
+            .into_iter()
+            .filter(|p| configured.contains(p))
+            .collect();
+        match o.history_providers {
+            Some(p) => b = b.history_providers(p),
+            None if !relay && !history.is_empty() => b = b.history_providers(history),
+            None => {}
         }
         if let Some(name) = o.db_name {
             b = b.db_name(name);

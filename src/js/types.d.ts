@@ -27,6 +27,12 @@ export interface OpenOptions {
    * whose URL is set (sina, tencent, eastmoney order), else all three public hosts.
    */
   providers?: Provider[];
+  /**
+   * History providers to try, in order. Default: the relay if `relayUrl` is set, else the
+   * upstreams whose URL is set (eastmoney, tencent, sina order), else all three public hosts.
+   * Adjustment factors come from Sina's URL (or the relay).
+   */
+  historyProviders?: Provider[];
   /** IndexedDB database name. Default "quantdb". */
   dbName?: string;
   /** Keep quotes in IndexedDB across reloads. Default true. */
