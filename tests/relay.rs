@@ -601,6 +601,26 @@ async fn history_through_the_relay() {
         0,
         "the relay's cache held the year"
     );
+
+    // The relay's error (a symbol it has not cached, every upstream down) reaches its client
+    // with the relay's code.
+    for p in ["sina", "tencent", "eastmoney"] {
+        mock.set_down(p, true);
+    }
+    let client = QuantDb::builder()
+        .clock(clock.clone())
+        .persistent(false)
+        .providers([Provider::Relay])
+        .base_url(Provider::Relay, relay.url.clone())
+        .build()
+        .await
+        .unwrap();
+    let e = client
+        .get_stock_data("000001", year)
+        .await
+        .map(|b| b.len())
+        .unwrap_err();
+    assert_eq!(e.code(), "upstream_unavailable", "{e}");
 }
 
 fn clock_date() -> chrono::NaiveDate {

@@ -118,6 +118,13 @@ impl QuantDb {
         Counters::add(&inner.counters.upstream_requests, 1);
         match inner.transport.get(request, inner.timeout).await {
             Ok(resp) if resp.status == 200 => Ok(resp.body),
+            // A relay says what failed, with one of our codes: keep it.
+            Ok(resp) if provider == "relay" => Err(relayed_error(&resp.body).unwrap_or_else(
+                || Error::Upstream {
+                    provider,
+                    message: format!("{}: HTTP {}", host_of(&request.url), resp.status),
+                },
+            )),
             Ok(resp) => Err(Error::Upstream {
                 provider,
                 message: format!("{}: HTTP {}", host_of(&request.url), resp.status),
@@ -130,4 +137,12 @@ impl QuantDb {
             Err(TransportError::Failed(message)) => Err(Error::Upstream { provider, message }),
         }
     }
+}
+
+/// A relay's error body, `{"error": ..., "code": ...}`, as the error it reports.
+fn relayed_error(body: &[u8]) -> Option<Error> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = value.get("code")?.as_str()?;
+    let message = value.get("error")?.as_str()?;
+    Some(Error::relayed(code, message.to_string()))
 }
