@@ -60,9 +60,6 @@ impl Factors {
     }
 }
 
-/// Derived numbers are rounded to this many decimals (prices are products of factors).
-const DECIMALS: i32 = 6;
-
 /// The bars as answered: `raw` (date order) adjusted by `factors` (none: factor 1), changes
 /// against the previous close. `before` is the raw bar before the first one, when known.
 pub fn derive(
@@ -71,47 +68,65 @@ pub fn derive(
     factors: Option<&Factors>,
     adjust: Adjust,
 ) -> Vec<Bar> {
-    let f = |d: NaiveDate| factors.map_or(1.0, |t| t.at(d));
+    let rows = factors.map_or(&[][..], Factors::rows);
     let latest = factors.map_or(1.0, Factors::latest);
-    let scale = |d: NaiveDate| match adjust {
-        Adjust::None => 1.0,
-        Adjust::Hfq => f(d),
-        Adjust::Qfq => f(d) / latest,
+    // The bars are in date order: walk the factor rows along with them.
+    let mut next_row = 0;
+    let mut factor_on = |d: NaiveDate| {
+        while next_row < rows.len() && rows[next_row].0 <= d {
+            next_row += 1;
+        }
+        next_row.checked_sub(1).map_or(1.0, |i| rows[i].1)
     };
-    let mut prev = before;
-    raw.iter()
-        .map(|b| {
-            // The raw close the change is against: the upstream's, else the previous bar's
-            // close ex-adjusted by the factor step between the two days.
-            let basis = b
-                .prev_close
-                .or_else(|| prev.map(|p| p.close * f(p.date) / f(b.date)));
-            prev = Some(b);
-            let k = scale(b.date);
-            let adj = |x: f64| {
-                if k == 1.0 {
-                    x
-                } else {
-                    round_to(x * k, DECIMALS)
-                }
-            };
-            let basis = basis.filter(|p| *p > 0.0).map(|p| p * k);
-            Bar {
-                date: b.date,
-                open: adj(b.open),
-                high: adj(b.high),
-                low: adj(b.low),
-                close: adj(b.close),
-                volume: b.volume,
-                amount: b.amount,
-                change: basis.map(|p| round_to(b.close * k - p, DECIMALS)),
-                change_percent: basis.map(|p| round_to((b.close * k / p - 1.0) * 100.0, DECIMALS)),
-                amplitude: basis.map(|p| round_to((b.high - b.low) * k / p * 100.0, DECIMALS)),
-                turnover_rate: b.turnover_rate,
-                adjust,
-            }
-        })
-        .collect()
+    let mut prev = before.map(|p| (p.close, factors.map_or(1.0, |t| t.at(p.date))));
+    let mut out = Vec::with_capacity(raw.len());
+    for b in raw {
+        let f = factor_on(b.date);
+        // The raw close the change is against: the upstream's, else the previous bar's close
+        // ex-adjusted by the factor step between the two days.
+        let basis = b.prev_close.or(prev.map(|(close, pf)| close * pf / f));
+        prev = Some((b.close, f));
+        let k = match adjust {
+            Adjust::None => 1.0,
+            Adjust::Hfq => f,
+            Adjust::Qfq => f / latest,
+        };
+        let adj = |x: f64| if k == 1.0 { x } else { round6(x * k) };
+        // The adjusted basis, and 100 over it (one division a bar).
+        let basis = basis.filter(|p| *p > 0.0).map(|p| (p * k, 100.0 / (p * k)));
+        out.push(Bar {
+            date: b.date,
+            open: adj(b.open),
+            high: adj(b.high),
+            low: adj(b.low),
+            close: adj(b.close),
+            volume: b.volume,
+            amount: b.amount,
+            change: basis.map(|(p, _)| round6(b.close * k - p)),
+            change_percent: basis.map(|(_, per)| round6(b.close * k * per - 100.0)),
+            amplitude: basis.map(|(_, per)| round6((b.high - b.low) * k * per)),
+            turnover_rate: b.turnover_rate,
+            adjust,
+        });
+    }
+    out
+}
+
+/// `x` rounded to 6 decimals, as every derived number is (adjusted prices are products of
+/// factors), without a libm call: adding and subtracting
+/// 1.5 × 2^52 rounds a double to an integer (half to even) in two additions. Numbers too large
+/// for that have no digits to spare anyway and are left as they are.
+#[inline]
+fn round6(x: f64) -> f64 {
+    const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 × 2^52
+    const SCALE: f64 = 1e6;
+    let v = x * SCALE;
+    if v.abs() < 2_251_799_813_685_248.0 {
+        // |v| < 2^51
+        ((v + SHIFT) - SHIFT) / SCALE
+    } else {
+        x
+    }
 }
 
 /// Weekly or monthly bars from daily ones (date order), each dated its last trading day.
@@ -142,7 +157,7 @@ pub fn aggregate(daily: &[Bar], period: Period) -> Vec<Bar> {
                 w.volume += b.volume;
                 w.amount = w.amount.zip(b.amount).map(|(a, x)| round_to(a + x, 2));
                 w.turnover_rate =
-                    (w.turnover_rate.zip(b.turnover_rate)).map(|(a, x)| round_to(a + x, DECIMALS));
+                    (w.turnover_rate.zip(b.turnover_rate)).map(|(a, x)| round6(a + x));
                 growth = growth.zip(day_growth).map(|(g, x)| g * x);
             }
             _ => {
@@ -152,9 +167,9 @@ pub fn aggregate(daily: &[Bar], period: Period) -> Vec<Bar> {
         }
         let w = out.last_mut().expect("a bar was just pushed");
         let basis = growth.filter(|g| *g > 0.0).map(|g| w.close / g);
-        w.change = basis.map(|p| round_to(w.close - p, DECIMALS));
-        w.change_percent = growth.map(|g| round_to((g - 1.0) * 100.0, DECIMALS));
-        w.amplitude = basis.map(|p| round_to((w.high - w.low) / p * 100.0, DECIMALS));
+        w.change = basis.map(|p| round6(w.close - p));
+        w.change_percent = growth.map(|g| round6((g - 1.0) * 100.0));
+        w.amplitude = basis.map(|p| round6((w.high - w.low) / p * 100.0));
     }
     out
 }
