@@ -88,8 +88,8 @@ pub(crate) fn request(
                      &beg={start}&end={end}&fields1=f1,f2,f3,f4,f5,f6\
                      &fields2=f51,f52,f53,f54,f55,f56,f57,f58,f59,f60,f61",
                     code = symbol.code(),
-                    start = start.format("%Y%m%d"),
-                    end = end.format("%Y%m%d"),
+                    start = super::date_text(start, true),
+                    end = super::date_text(end, true),
                 ),
                 MAX_KLINE_BODY,
             )
@@ -178,7 +178,7 @@ pub fn parse_factors(provider: Provider, body: &[u8]) -> Result<Option<Factors>,
         };
         let date = date
             .and_then(Value::as_str)
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(|d| super::ymd(d).filter(|_| d.len() == 10))
             .ok_or_else(|| format!("bad factor date in {row}"))?;
         let factor = factor
             .and_then(number)
@@ -218,8 +218,7 @@ fn number(v: &Value) -> Option<f64> {
 
 fn date(text: &str) -> Result<NaiveDate, String> {
     // Minute bars carry a time after the date; daily bars never do.
-    NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d")
-        .map_err(|_| format!("bad date {text:?}"))
+    (text.get(..10).and_then(super::ymd)).ok_or_else(|| format!("bad date {text:?}"))
 }
 
 fn field(fields: &[&str], i: usize, what: &str) -> Result<f64, String> {

@@ -128,14 +128,33 @@ impl fmt::Display for Period {
 /// assert!(quantdb::history::parse_date("2024/01/02").is_err());
 /// ```
 pub fn parse_date(text: &str) -> Result<NaiveDate, Error> {
-    let t = text.trim();
-    let format = if t.len() == 8 { "%Y%m%d" } else { "%Y-%m-%d" };
-    NaiveDate::parse_from_str(t, format)
-        .ok()
-        .filter(|d| (1900..=9999).contains(&d.year()))
-        .ok_or_else(|| {
-            Error::InvalidRequest(format!("bad date {text:?}: write YYYYMMDD or YYYY-MM-DD"))
+    ymd(text.trim()).ok_or_else(|| {
+        Error::InvalidRequest(format!("bad date {text:?}: write YYYYMMDD or YYYY-MM-DD"))
+    })
+}
+
+/// `YYYY-MM-DD` or `YYYYMMDD`, years 1900 to 9999. (Read by hand: chrono's format parser
+/// would add tens of kilobytes to the browser package.)
+pub(crate) fn ymd(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = b.get(r)?;
+        part.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
         })
+    };
+    let (y, m, d) = match b.len() {
+        8 => (digits(0..4)?, digits(4..6)?, digits(6..8)?),
+        10 if b[4] == b'-' && b[7] == b'-' => (digits(0..4)?, digits(5..7)?, digits(8..10)?),
+        _ => return None,
+    };
+    NaiveDate::from_ymd_opt(y as i32, m, d).filter(|d| (1900..=9999).contains(&d.year()))
+}
+
+/// `YYYY-MM-DD` (or `YYYYMMDD` with `compact`).
+pub(crate) fn date_text(d: NaiveDate, compact: bool) -> String {
+    let sep = if compact { "" } else { "-" };
+    format!("{:04}{sep}{:02}{sep}{:02}", d.year(), d.month(), d.day())
 }
 
 /// What [`crate::QuantDb::get_stock_data`] is asked for.

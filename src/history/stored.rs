@@ -113,7 +113,7 @@ impl SymbolHistory {
         let bars: Vec<BarRow> = (self.bars.iter())
             .filter(|b| b.date.year() == year)
             .map(|b| {
-                let date = b.date.format("%Y-%m-%d").to_string();
+                let date = super::date_text(b.date, false);
                 (
                     date,
                     b.open,
@@ -173,8 +173,7 @@ impl SymbolHistory {
         let mut bars = Vec::with_capacity(record.bars.len());
         for (date, open, high, low, close, volume, amount, turnover_rate, prev_close) in record.bars
         {
-            let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d")
-                .ok()
+            let date = super::ymd(&date)
                 .filter(|d| d.year() == year)
                 .ok_or_else(|| format!("{year}: bad date {date:?}"))?;
             let bar = RawBar {
