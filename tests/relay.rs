@@ -574,18 +574,21 @@ async fn history_through_the_relay() {
     let table = mock_upstream::history::factors("sh600000", clock_date()).unwrap();
     assert_eq!(body["factors"].as_array().unwrap().len(), table.len());
 
-    // Two clients using the relay as their history provider: the first costs the relay one
-    // kline request (its cache already holds the factors), the second nothing.
-    mock.reset_counts();
-    for _ in 0..2 {
-        let client = QuantDb::builder()
+    let relay_client = || {
+        QuantDb::builder()
             .clock(clock.clone())
             .persistent(false)
             .providers([Provider::Relay])
             .base_url(Provider::Relay, relay.url.clone())
             .build()
-            .await
-            .unwrap();
+    };
+    let relay_client = || async { relay_client().await.unwrap() };
+
+    // Two clients using the relay as their history provider: the first costs the relay one
+    // kline request (its cache already holds the factors), the second nothing.
+    mock.reset_counts();
+    for _ in 0..2 {
+        let client = relay_client().await;
         let bars = client.get_stock_data("600000", year).await.unwrap();
         assert_eq!(bars, expected);
         let again = client.get_stock_data("600000", year).await.unwrap();
@@ -607,14 +610,7 @@ async fn history_through_the_relay() {
     for p in ["sina", "tencent", "eastmoney"] {
         mock.set_down(p, true);
     }
-    let client = QuantDb::builder()
-        .clock(clock.clone())
-        .persistent(false)
-        .providers([Provider::Relay])
-        .base_url(Provider::Relay, relay.url.clone())
-        .build()
-        .await
-        .unwrap();
+    let client = relay_client().await;
     let e = client
         .get_stock_data("000001", year)
         .await
