@@ -574,7 +574,7 @@ async fn history_through_the_relay() {
     let table = mock_upstream::history::factors("sh600000", clock_date()).unwrap();
     assert_eq!(body["factors"].as_array().unwrap().len(), table.len());
 
-    let relay_client = || {
+    let build = || {
         QuantDb::builder()
             .clock(clock.clone())
             .persistent(false)
@@ -582,7 +582,8 @@ async fn history_through_the_relay() {
             .base_url(Provider::Relay, relay.url.clone())
             .build()
     };
-    let relay_client = || async { relay_client().await.unwrap() };
+    // A client using the relay as its provider.
+    let relay_client = || async { build().await.unwrap() };
 
     // Two clients using the relay as their history provider: the first costs the relay one
     // kline request (its cache already holds the factors), the second nothing.
