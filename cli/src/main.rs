@@ -135,7 +135,8 @@ mod cli {
         },
         /// Run the relay: a shared cache with a JSON API for dashboards and scripts
         /// (GET /api/v1/realtime?symbols=..., GET /api/v1/realtime/{symbol},
-        /// POST /api/v1/realtime, GET /api/v1/stats, GET /healthz)
+        /// POST /api/v1/realtime, GET /api/v1/history/{symbol}, GET /api/v1/stream?symbols=...
+        /// (Server-Sent Events), GET /api/v1/stats, GET /healthz)
         Serve {
             /// Address to listen on (keep 127.0.0.1 unless other machines must reach it)
             #[arg(long, default_value = "127.0.0.1")]
@@ -156,6 +157,10 @@ mod cli {
             #[arg(long, default_value_t = 10, value_name = "SECS",
                   value_parser = clap::value_parser!(u64).range(1..=3600))]
             client_timeout_secs: u64,
+            /// The most push streams (GET /api/v1/stream) open at once (1 to 1000000)
+            #[arg(long, default_value_t = 1000,
+                  value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+            max_streams: usize,
         },
     }
 
@@ -330,6 +335,7 @@ mod cli {
                 mut allow_origins,
                 max_symbols,
                 client_timeout_secs,
+                max_streams,
             } => {
                 if allow_origins.is_empty() {
                     if !bind.is_loopback() {
@@ -345,6 +351,10 @@ mod cli {
                     allow_origins,
                     max_symbols,
                     client_timeout: Duration::from_secs(client_timeout_secs),
+                    stream: relay::StreamConfig {
+                        max_streams,
+                        ..relay::StreamConfig::default()
+                    },
                     ..RelayConfig::default()
                 };
                 serve(db.clone(), SocketAddr::new(bind, port), config).await?
@@ -362,7 +372,7 @@ mod cli {
         addr: SocketAddr,
         config: RelayConfig,
     ) -> Result<ExitCode, quantdb::Error> {
-        let router = relay::router(db, &config)?;
+        let (router, streams) = relay::router_with_streams(db, &config)?;
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -374,8 +384,11 @@ mod cli {
 
         println!("quantdb relay listening on {}", relay::url_of(local));
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        if let Err(e) =
-            relay::serve(listener, router, config.client_timeout, shutdown_signal()).await
+        if let Err(e) = relay::serve(listener, router, config.client_timeout, async move {
+            shutdown_signal().await;
+            streams.close(); // push streams end, so the shutdown does not wait for them
+        })
+        .await
         {
             eprintln!("error: {e}");
             return Ok(ExitCode::FAILURE);

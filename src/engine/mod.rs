@@ -296,6 +296,17 @@ impl QuantDb {
         }
     }
 
+    /// The market phase now, on the client's clock.
+    pub fn market_phase(&self) -> crate::calendar::MarketPhase {
+        self.inner.calendar.phase(self.inner.clock.now())
+    }
+
+    /// How long a quote fetched now stays fresh.
+    pub fn ttl_now(&self) -> Duration {
+        let inner = &self.inner;
+        Duration::from_secs(inner.policy.ttl_at(&inner.calendar, inner.clock.now()))
+    }
+
     /// Empties every tier (queued persistent writes included), quotes and history.
     pub async fn clear_cache(&self) -> Result<(), Error> {
         lock(&self.inner.memory).clear();

@@ -13,6 +13,8 @@
 //!   their history provider; a symbol no upstream knows is then a `200` error object.
 //! - `GET /api/v1/factors/{symbol}`: the backward-adjustment factor table,
 //!   `{symbol, factors: [[date, factor], ...]}`.
+//! - `GET /api/v1/stream?symbols=...` (or `POST` with the list): the quotes pushed as
+//!   Server-Sent Events (see [`stream`]).
 //! - `GET /api/v1/stats`: the cache statistics. `GET /healthz`: `{"status": "ok"}`.
 //!
 //! Upstream addresses come from the relay's configuration only: no request can make it fetch
@@ -37,8 +39,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
+pub mod stream;
+
 use crate::history::{self, HistoryRequest};
 use crate::{Error, QuantDb, Symbol, SymbolError};
+pub use stream::{StreamConfig, Streams};
 
 /// How the relay treats its clients.
 #[derive(Debug, Clone)]
@@ -53,6 +58,8 @@ pub struct RelayConfig {
     /// whole request must be answered within three times this (upstream fallbacks included).
     /// At most an hour.
     pub client_timeout: Duration,
+    /// Push over Server-Sent Events.
+    pub stream: StreamConfig,
 }
 
 impl Default for RelayConfig {
@@ -62,6 +69,7 @@ impl Default for RelayConfig {
             max_symbols: 1000,
             max_body_bytes: 64 * 1024,
             client_timeout: Duration::from_secs(10),
+            stream: StreamConfig::default(),
         }
     }
 }
@@ -70,6 +78,7 @@ impl Default for RelayConfig {
 struct App {
     db: QuantDb,
     max_symbols: usize,
+    hub: std::sync::Arc<stream::Hub>,
 }
 
 /// A request-level error: `{ "error": message, "code": code }`.
@@ -112,8 +121,20 @@ async fn body_deadline(
     }
 }
 
-/// The relay's routes and layers, ready to serve.
+/// The relay's routes and layers, ready to serve. Its streams end when the process does; use
+/// [`router_with_streams`] to end them at shutdown.
 pub fn router(db: QuantDb, config: &RelayConfig) -> Result<Router, Error> {
+    router_with_streams(db, config).map(|(router, _)| router)
+}
+
+/// The relay's routes, and the handle that ends its push streams ([`Streams::close`]): call
+/// it when shutting down, or the open streams hold the shutdown until its timeout.
+pub fn router_with_streams(db: QuantDb, config: &RelayConfig) -> Result<(Router, Streams), Error> {
+    if config.stream.max_streams == 0 || config.stream.stream_buffer == 0 {
+        return Err(Error::Config(
+            "max_streams and stream_buffer must be at least 1".into(),
+        ));
+    }
     if config.max_symbols == 0 {
         return Err(Error::Config("max_symbols must be at least 1".into()));
     }
@@ -138,15 +159,19 @@ pub fn router(db: QuantDb, config: &RelayConfig) -> Result<Router, Error> {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([axum::http::header::CONTENT_TYPE])
         .max_age(Duration::from_secs(600));
+    let hub = stream::Hub::new(db.clone(), config.stream.clone());
+    let streams = hub.handle();
     let app = App {
         db,
         max_symbols: config.max_symbols,
+        hub,
     };
-    Ok(Router::new()
+    let router = Router::new()
         .route("/api/v1/realtime", get(batch_get).post(batch_post))
         .route("/api/v1/realtime/{symbol}", get(one))
         .route("/api/v1/history/{symbol}", get(history))
         .route("/api/v1/factors/{symbol}", get(factors))
+        .route("/api/v1/stream", get(stream_get).post(stream_post))
         .route("/api/v1/stats", get(stats))
         .route("/healthz", get(health))
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
@@ -175,7 +200,8 @@ pub fn router(db: QuantDb, config: &RelayConfig) -> Result<Router, Error> {
                 "internal_error",
                 "internal error",
             )
-        })))
+        }));
+    Ok((router, streams))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight
@@ -329,10 +355,16 @@ async fn batch_post(
 }
 
 impl App {
-    async fn batch<'a>(&self, symbols: impl Iterator<Item = &'a str>) -> Response {
+    /// The symbols of a batch or a stream, checked: some, within the limit, one valid at
+    /// least (bad ones stay per-symbol errors beside the good ones). Else the code and the
+    /// message of a 400.
+    fn checked<'a>(
+        &self,
+        symbols: impl Iterator<Item = &'a str>,
+    ) -> Result<Vec<&'a str>, (&'static str, String)> {
         let symbols: Vec<&str> = symbols.collect();
         if symbols.is_empty() {
-            return refuse(StatusCode::BAD_REQUEST, "bad_request", "no symbols given");
+            return Err(("bad_request", "no symbols given".into()));
         }
         if symbols.len() > self.max_symbols {
             let message = format!(
@@ -340,15 +372,90 @@ impl App {
                 symbols.len(),
                 self.max_symbols
             );
-            return refuse(StatusCode::BAD_REQUEST, "too_many_symbols", message);
+            return Err(("too_many_symbols", message));
         }
-        // A list with no valid symbol at all is a malformed request; otherwise bad symbols
-        // stay per-symbol entries beside the good ones.
         if symbols.iter().all(|s| Symbol::parse(s).is_err()) {
             let message = format!("no valid symbol in {}", symbols.join(","));
-            return refuse(StatusCode::BAD_REQUEST, "invalid_symbol", message);
+            return Err(("invalid_symbol", message));
         }
-        Json(self.db.get_realtime_data_batch(&symbols).await).into_response()
+        Ok(symbols)
+    }
+
+    async fn batch<'a>(&self, symbols: impl Iterator<Item = &'a str>) -> Response {
+        match self.checked(symbols) {
+            Ok(symbols) => Json(self.db.get_realtime_data_batch(&symbols).await).into_response(),
+            Err((code, message)) => refuse(StatusCode::BAD_REQUEST, code, message),
+        }
+    }
+
+    async fn stream<'a>(
+        &self,
+        symbols: impl Iterator<Item = &'a str>,
+        headers: &axum::http::HeaderMap,
+    ) -> Response {
+        let symbols = match self.checked(symbols) {
+            Ok(symbols) => symbols.into_iter().map(String::from).collect(),
+            Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, message),
+        };
+        let last_id = (headers.get("last-event-id"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        match self.hub.subscribe(symbols, last_id).await {
+            Ok(sse) => sse.into_response(),
+            Err(why) => refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                match why {
+                    "closing" => "the relay is shutting down".to_string(),
+                    _ => "the relay has as many streams open as it serves: try again later".into(),
+                },
+            ),
+        }
+    }
+}
+
+async fn stream_get(
+    State(app): State<App>,
+    headers: axum::http::HeaderMap,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(q)) => {
+            let symbols = q
+                .symbols
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
+            app.stream(symbols, &headers).await
+        }
+        Err(e) => refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "expected ?symbols=000001,600000 and nothing else: {}",
+                e.body_text()
+            ),
+        ),
+    }
+}
+
+async fn stream_post(
+    State(app): State<App>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<SymbolsBody>, JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(
+            SymbolsBody::List(list) | SymbolsBody::Object(SymbolsObject { symbols: list }),
+        )) => app.stream(list.iter().map(String::as_str), &headers).await,
+        Err(e) => refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "expected a JSON list of symbols or {{\"symbols\": [...]}}: {}",
+                e.body_text()
+            ),
+        ),
     }
 }
 
