@@ -53,7 +53,7 @@ pub use calendar::{MarketCalendar, MarketPhase, TtlMode, TtlPolicy};
 pub use engine::{FetchOptions, HistoryEntry, QuantDb, QuantDbBuilder};
 pub use error::{Error, SymbolError};
 pub use history::{Adjust, Bar, HistoryRequest, Period};
-pub use platform::{BoxFuture, MaybeSendSync};
+pub use platform::{BoxFuture, BoxStream, MaybeSendSync};
 pub use provider::Provider;
 pub use quote::{BatchEntry, CacheSource, MarketStatus, Quote, RawQuote};
 pub use stats::CacheStats;

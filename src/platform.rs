@@ -19,6 +19,8 @@ cfg_if::cfg_if! {
         impl<T: ?Sized> MaybeSendSync for T {}
         /// A boxed future: `Send` outside wasm32.
         pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+        /// A boxed stream: `Send` outside wasm32.
+        pub type BoxStream<'a, T> = Pin<Box<dyn futures_util::Stream<Item = T> + 'a>>;
 
         thread_local! {
             static GBK: Option<web_sys::TextDecoder> = web_sys::TextDecoder::new_with_label("gbk").ok();
@@ -27,6 +29,11 @@ cfg_if::cfg_if! {
         /// Runs a future in the background, on the page's event loop.
         pub(crate) fn spawn(task: BoxFuture<'static, ()>) {
             wasm_bindgen_futures::spawn_local(task);
+        }
+
+        /// Waits `d` on the page's timers.
+        pub(crate) async fn sleep(d: std::time::Duration) {
+            gloo_timers::future::sleep(d).await;
         }
 
         /// Decodes GBK bytes; malformed sequences become U+FFFD.
@@ -42,6 +49,8 @@ cfg_if::cfg_if! {
         impl<T: ?Sized + Send + Sync> MaybeSendSync for T {}
         /// A boxed future: `Send` outside wasm32.
         pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+        /// A boxed stream: `Send` outside wasm32.
+        pub type BoxStream<'a, T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send + 'a>>;
 
         /// Runs a future in the background: on the caller's tokio runtime when there is one,
         /// otherwise on a thread of its own. A task that cannot be started is dropped (its
@@ -60,6 +69,12 @@ cfg_if::cfg_if! {
                     }
                 }
             }
+        }
+
+        /// Waits `d` on tokio's timer (the caller's runtime must have time enabled, as
+        /// `#[tokio::main]` does).
+        pub(crate) async fn sleep(d: std::time::Duration) {
+            tokio::time::sleep(d).await;
         }
 
         /// Decodes GBK bytes; malformed sequences become U+FFFD.

@@ -104,6 +104,28 @@ pub struct Quote {
 }
 
 impl Quote {
+    /// Whether the market data are the same (price, volume, amount, open, high, low, the
+    /// upstream's time, staleness): what a push compares, ignoring when and where it was
+    /// fetched.
+    pub fn same_market_data(&self, other: &Quote) -> bool {
+        (
+            self.current_price,
+            self.volume,
+            self.amount,
+            self.open,
+            self.high,
+            self.low,
+        ) == (
+            other.current_price,
+            other.volume,
+            other.amount,
+            other.open,
+            other.high,
+            other.low,
+        ) && self.quote_time == other.quote_time
+            && self.stale == other.stale
+    }
+
     /// The symbol this quote belongs to.
     pub fn key(&self) -> Option<Symbol> {
         Symbol::new(self.exchange, &self.symbol)

@@ -383,3 +383,93 @@ async fn limits_and_shutdown() {
     assert!(posted.next().await.is_none(), "the stream ends");
     relay.done.await.unwrap().unwrap();
 }
+
+/// `QuantDb::subscribe` through a relay: the relay's push stream, the quotes kept in the
+/// client's own memory tier.
+#[tokio::test]
+async fn a_native_client_follows_the_relay_stream() {
+    use futures_util::StreamExt;
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let clock = ManualClock::trading();
+    let relay = start(&mock, clock.clone(), fast()).await;
+    let client = quantdb::QuantDb::builder()
+        .clock(clock.clone())
+        .persistent(false)
+        .providers([quantdb::Provider::Relay])
+        .base_url(quantdb::Provider::Relay, relay.url.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut live = client.subscribe(&["600000", "000001", "bad!"]);
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(
+            tokio::time::timeout(Duration::from_secs(10), live.next())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        first[0].quote().unwrap().current_price,
+        mock.market_quote("sh600000").unwrap().price
+    );
+    assert_eq!(first[2].error().unwrap().code, "invalid_symbol");
+    next_window(&mock, &clock, 1);
+    let pushed = tokio::time::timeout(Duration::from_secs(10), live.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let q = pushed.quote().unwrap();
+    let key = format!("{}{}", q.exchange.to_string().to_lowercase(), q.symbol);
+    assert_eq!(
+        q.current_price,
+        mock.market_quote(&key).unwrap().price,
+        "{key} at tick 1"
+    );
+    // The pushed quote is in the client's memory: no request for it.
+    let requests = mock.requests().total;
+    let kept = client.get_realtime_data(&key).await.unwrap();
+    assert_eq!(
+        (kept.current_price, kept.cache_source),
+        (q.current_price, quantdb::CacheSource::Memory)
+    );
+    assert_eq!(mock.requests().total, requests);
+}
+
+/// The next entry, within 10 s.
+async fn within(
+    next: impl std::future::Future<Output = Option<quantdb::BatchEntry>>,
+) -> quantdb::BatchEntry {
+    tokio::time::timeout(Duration::from_secs(10), next)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `QuantDb::subscribe` straight to the upstreams: the batch asked each window, changes only.
+#[tokio::test]
+async fn a_direct_client_polls_once_a_window() {
+    use futures_util::StreamExt;
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let clock = ManualClock::trading();
+    let client = builder(&mock, clock.clone(), None)
+        .subscribe_interval(Duration::from_millis(20))
+        .build()
+        .await
+        .unwrap();
+    let mut live = client.subscribe(&["600000", "000001"]);
+    let a = within(live.next()).await;
+    let b = within(live.next()).await;
+    assert!(a.quote().is_some() && b.quote().is_some());
+    assert_eq!(mock.requests().total, 1);
+    // Within the TTL nothing changes and nothing is asked upstream; then a new window.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(mock.requests().total, 1);
+    next_window(&mock, &clock, 1);
+    let c = within(live.next()).await;
+    assert_eq!(mock.requests().total, 2, "one batch for both symbols");
+    let q = c.quote().unwrap();
+    let key = format!("{}{}", q.exchange.to_string().to_lowercase(), q.symbol);
+    assert_eq!(q.current_price, mock.market_quote(&key).unwrap().price);
+}

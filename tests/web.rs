@@ -1225,3 +1225,54 @@ async fn history_providers_are_configurable() {
     .unwrap();
     assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "config_error");
 }
+
+/// `subscribe` in direct mode: the current quotes at once through `onQuote`, a bad symbol
+/// through `onError`, the status through `onStatus`, and `close()`.
+#[wasm_bindgen_test]
+async fn subscribe_delivers_quotes_errors_and_status() {
+    use std::rc::Rc;
+    use wasm_bindgen::closure::Closure;
+    reset_mock(json!({})).await;
+    let db = open(&options(json!({"persistent": false}))).await;
+    let seen: Rc<RefCell<Vec<(String, Value)>>> = Rc::default();
+    let recorder = |kind: &'static str| {
+        let seen = seen.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
+            seen.borrow_mut().push((kind.into(), rust(&v)))
+        })
+    };
+    let (on_quote, on_error, on_status) =
+        (recorder("quote"), recorder("error"), recorder("status"));
+    let callbacks = js_sys::Object::new();
+    Reflect::set(&callbacks, &"onError".into(), on_error.as_ref()).unwrap();
+    Reflect::set(&callbacks, &"onStatus".into(), on_status.as_ref()).unwrap();
+    let mut sub = db
+        .subscribe(
+            vec!["600000".into(), "000001".into(), "bad!".into()],
+            on_quote.as_ref().clone().unchecked_into(),
+            Some(callbacks.unchecked_into()),
+        )
+        .unwrap();
+    for _ in 0..100 {
+        if seen.borrow().iter().filter(|(k, _)| k != "status").count() == 3 {
+            break;
+        }
+        gloo_timers::future::sleep(Duration::from_millis(20)).await;
+    }
+    sub.close();
+    let seen = seen.borrow();
+    let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["status", "quote", "quote", "error", "status"],
+        "{seen:?}"
+    );
+    assert_eq!(seen[0].1, "live");
+    assert_eq!(
+        seen[1].1["current_price"],
+        market("sh600000").await["price"]
+    );
+    assert_eq!(seen[3].1["code"], "invalid_symbol");
+    assert_eq!(seen[4].1, "closed");
+    assert_eq!(upstream_requests().await, 1);
+}

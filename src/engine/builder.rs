@@ -62,6 +62,7 @@ pub struct QuantDbBuilder {
     history_store: Option<Arc<dyn HistoryStore>>,
     history_memory_capacity: usize,
     max_history_bars: u32,
+    poll_every: Option<Duration>,
 }
 
 impl Default for QuantDbBuilder {
@@ -87,6 +88,7 @@ impl Default for QuantDbBuilder {
             history_store: None,
             history_memory_capacity: 512,
             max_history_bars: 10_000,
+            poll_every: None,
         }
     }
 }
@@ -212,6 +214,14 @@ impl QuantDbBuilder {
     /// include one, else Eastmoney, Tencent, Sina). Factors come from Sina (or the relay).
     pub fn history_providers(mut self, providers: impl IntoIterator<Item = Provider>) -> Self {
         self.history_providers = Some(providers.into_iter().collect());
+        self
+    }
+
+    /// How often [`QuantDb::subscribe`] asks for its symbols when it polls (default: once a
+    /// TTL window, which is what the cache allows anyway; shorter only helps with an
+    /// injected clock).
+    pub fn subscribe_interval(mut self, every: Duration) -> Self {
+        self.poll_every = Some(every);
         self
     }
 
@@ -417,6 +427,7 @@ impl QuantDbBuilder {
                 permits: Semaphore::new(self.max_concurrent_requests),
                 counters: Counters::default(),
                 history,
+                poll_every: self.poll_every,
             }),
         })
     }

@@ -8,6 +8,7 @@ mod builder;
 mod coalesce;
 mod fallback;
 mod history;
+mod push;
 
 pub use builder::QuantDbBuilder;
 pub use history::HistoryEntry;
@@ -112,6 +113,8 @@ struct Inner {
     permits: Semaphore,
     counters: Counters,
     history: history::HistoryTier,
+    /// How often `subscribe` polls, when not once a TTL window.
+    poll_every: Option<Duration>,
 }
 
 /// A poisoned lock only means another caller panicked mid-update of a cache; the data is

@@ -14,6 +14,7 @@ use crate::calendar::TtlMode;
 use crate::engine::{FetchOptions, QuantDb};
 use crate::error::Error;
 use crate::history::HistoryRequest;
+use crate::quote::BatchEntry;
 use crate::transport::{FixedClock, ShiftedClock};
 use crate::upstream::Provider;
 
@@ -387,4 +388,160 @@ fn call_options(value: Option<JsFetchOptions>) -> Result<FetchOptions, Error> {
     Ok(FetchOptions {
         force_refresh: o.force_refresh.unwrap_or(false),
     })
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "SubscribeOptions")]
+    pub type JsSubscribeOptions;
+}
+
+/// A live subscription ([`QuantDB::subscribe`]); `close()` ends it.
+#[wasm_bindgen]
+pub struct Subscription {
+    source: Option<web_sys::EventSource>,
+    closed: std::rc::Rc<std::cell::Cell<bool>>,
+    on_status: Option<js_sys::Function>,
+    _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
+}
+
+#[wasm_bindgen]
+impl Subscription {
+    /// Ends the subscription: no more callbacks.
+    pub fn close(&mut self) {
+        if !self.closed.replace(true) {
+            if let Some(source) = self.source.take() {
+                source.close();
+            }
+            if let Some(f) = &self.on_status {
+                let _ = f.call1(&JsValue::NULL, &"closed".into());
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A callback option (`onError`, `onStatus`), when given.
+fn callback(options: &Option<JsSubscribeOptions>, name: &str) -> Option<js_sys::Function> {
+    let value = js_sys::Reflect::get(options.as_ref()?, &name.into()).ok()?;
+    value.dyn_into().ok()
+}
+
+#[wasm_bindgen]
+impl QuantDB {
+    /// Live quotes: `onQuote(quote)` at once for each symbol, then whenever it changes;
+    /// `onError(entry)` for a symbol's error; `onStatus("live" | "reconnecting" | "closed")`
+    /// for the connection. In relay mode over the relay's push stream (an `EventSource`, which
+    /// reconnects and resumes by itself); otherwise asking once a TTL window. Quotes land in
+    /// this client's memory and IndexedDB tiers too. Returns a `Subscription`: `close()` it.
+    #[wasm_bindgen(unchecked_return_type = "Subscription")]
+    pub fn subscribe(
+        &self,
+        symbols: Vec<String>,
+        #[wasm_bindgen(unchecked_param_type = "(quote: Quote) => void")] on_quote: js_sys::Function,
+        options: Option<JsSubscribeOptions>,
+    ) -> Result<Subscription, JsValue> {
+        let on_error = callback(&options, "onError");
+        let on_status = callback(&options, "onStatus");
+        let closed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let deliver = {
+            let (db, on_quote, on_error) = (self.db.clone(), on_quote.clone(), on_error.clone());
+            move |entry: BatchEntry| {
+                let (f, value) = match &entry {
+                    BatchEntry::Quote(q) => {
+                        db.remember(std::slice::from_ref(q));
+                        (
+                            Some(&on_quote),
+                            objects::quote(q).map_or_else(|| to_js(q), Ok),
+                        )
+                    }
+                    BatchEntry::Error(e) => (on_error.as_ref(), to_js(e)),
+                };
+                if let (Some(f), Ok(value)) = (f, value) {
+                    let _ = f.call1(&JsValue::NULL, &value);
+                }
+            }
+        };
+        let Some(relay) = self.db.relay_url() else {
+            // Direct: the polling stream, on the page's event loop.
+            let mut live = self.db.poll_stream(symbols);
+            let still_open = closed.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                use futures_util::StreamExt;
+                while let Some(entry) = live.next().await {
+                    if still_open.get() {
+                        break;
+                    }
+                    deliver(entry);
+                }
+            });
+            if let Some(f) = &on_status {
+                let _ = f.call1(&JsValue::NULL, &"live".into());
+            }
+            return Ok(Subscription {
+                source: None,
+                closed,
+                on_status,
+                _listeners: Vec::new(),
+            });
+        };
+        let list: Vec<String> = (symbols.iter())
+            .map(|s| String::from(js_sys::encode_uri_component(s)))
+            .collect();
+        let url = format!(
+            "{}/api/v1/stream?symbols={}",
+            relay.trim_end_matches('/'),
+            list.join(",")
+        );
+        let source = web_sys::EventSource::new(&url)?;
+        let deliver = std::rc::Rc::new(deliver);
+        let entry_of = |kind: &'static str, event: &web_sys::Event| -> Option<BatchEntry> {
+            let text = event
+                .dyn_ref::<web_sys::MessageEvent>()?
+                .data()
+                .as_string()?;
+            match kind {
+                "quote" => serde_json::from_str(&text).ok().map(BatchEntry::Quote),
+                _ => serde_json::from_str(&text).ok().map(BatchEntry::Error),
+            }
+        };
+        let mut listeners = Vec::new();
+        for kind in ["quote", "error", "open"] {
+            let deliver = deliver.clone();
+            let on_status = on_status.clone();
+            let state_of = source.clone();
+            let listener =
+                Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+                    // Our `event: error` carries a symbol's error; EventSource's own `error` event
+                    // (no data) says the connection dropped.
+                    match (kind, entry_of(kind, &event)) {
+                        (_, Some(entry)) => deliver(entry),
+                        ("open", None) | ("error", None) => {
+                            let status = match (kind, state_of.ready_state()) {
+                                ("open", _) => "live",
+                                (_, web_sys::EventSource::CLOSED) => "closed",
+                                _ => "reconnecting",
+                            };
+                            if let Some(f) = &on_status {
+                                let _ = f.call1(&JsValue::NULL, &status.into());
+                            }
+                        }
+                        _ => {}
+                    }
+                });
+            source.add_event_listener_with_callback(kind, listener.as_ref().unchecked_ref())?;
+            listeners.push(listener);
+        }
+        Ok(Subscription {
+            source: Some(source),
+            closed,
+            on_status,
+            _listeners: listeners,
+        })
+    }
 }

@@ -74,6 +74,14 @@ export interface FetchOptions {
   forceRefresh?: boolean;
 }
 
+/** `subscribe` callbacks besides `onQuote`. */
+export interface SubscribeOptions {
+  /** A symbol's error (an invalid symbol, an upstream failure). */
+  onError?: (error: SymbolError) => void;
+  /** The connection: "live", "reconnecting" (in relay mode, while the EventSource retries), "closed". */
+  onStatus?: (status: "live" | "reconnecting" | "closed") => void;
+}
+
 /** `getStockData` options. Dates are "YYYYMMDD" or "YYYY-MM-DD". */
 export interface HistoryOptions {
   /** The first date (not with `days`). */

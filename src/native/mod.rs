@@ -4,6 +4,7 @@
 mod file_store;
 mod history_files;
 mod http;
+mod push;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 pub use file_store::FileStore;
 pub use history_files::HistoryFiles;
 pub use http::ReqwestTransport;
+pub(crate) use push::relay_stream;
 
 use crate::error::Error;
 use crate::store::{HistoryStore, Store};

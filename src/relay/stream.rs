@@ -85,32 +85,6 @@ struct Subscriber {
     kill: Option<oneshot::Sender<Item>>,
 }
 
-/// What a quote looked like when it was last pushed: a push happens when this changes.
-type Fingerprint = (
-    u64,
-    u64,
-    u64,
-    Option<u64>,
-    Option<u64>,
-    Option<u64>,
-    Option<i64>,
-    bool,
-);
-
-fn fingerprint(q: &Quote) -> Fingerprint {
-    let bits = |v: Option<f64>| v.map(f64::to_bits);
-    (
-        q.current_price.to_bits(),
-        q.volume,
-        q.amount.to_bits(),
-        bits(q.open),
-        bits(q.high),
-        bits(q.low),
-        q.quote_time.map(|t| t.timestamp()),
-        q.stale,
-    )
-}
-
 #[derive(Default)]
 struct State {
     next_subscriber: u64,
@@ -118,7 +92,8 @@ struct State {
     /// The id of the last event.
     seq: u64,
     recent: VecDeque<(Symbol, Item)>,
-    last_quote: HashMap<Symbol, Fingerprint>,
+    /// The last quote pushed (or sent at once) for each symbol.
+    last_quote: HashMap<Symbol, Quote>,
     last_error: HashMap<Symbol, String>,
     polling: bool,
 }
@@ -263,7 +238,7 @@ impl Hub {
             .map(|entry| match entry {
                 BatchEntry::Quote(q) => {
                     if let Some(s) = q.key() {
-                        st.last_quote.entry(s).or_insert_with(|| fingerprint(q));
+                        st.last_quote.entry(s).or_insert_with(|| q.clone());
                     }
                     Item {
                         id: seq,
@@ -329,8 +304,8 @@ impl Hub {
             let (kind, data) = match entry {
                 BatchEntry::Quote(q) => {
                     st.last_error.remove(&symbol);
-                    let print = fingerprint(q);
-                    if st.last_quote.insert(symbol, print) == Some(print) {
+                    let before = st.last_quote.insert(symbol, q.clone());
+                    if before.is_some_and(|b| b.same_market_data(q)) {
                         continue;
                     }
                     ("quote", json(q))
