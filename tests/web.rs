@@ -1260,7 +1260,7 @@ async fn subscribe_delivers_quotes_errors_and_status() {
         gloo_timers::future::sleep(Duration::from_millis(20)).await;
     }
     sub.close();
-    let seen = seen.borrow();
+    let seen = seen.borrow().clone();
     let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         kinds,
