@@ -92,6 +92,14 @@ mod cli {
             #[arg(long)]
             force_refresh: bool,
         },
+        /// Watch quotes live: a table updated in place on a terminal (a JSON line an update
+        /// otherwise) until Ctrl-C. Through a relay (--providers relay) it follows the relay's
+        /// push stream; otherwise it asks once a TTL window: `quantdb watch 600000 000001`
+        Watch {
+            /// Symbols, as for `quote`
+            #[arg(required = true)]
+            symbols: Vec<String>,
+        },
         /// Print daily (weekly, monthly) bars from the history cache, fetching only the dates
         /// not cached yet: `quantdb history 600000 --start 20240101 --end 20241231 --adjust qfq`
         History {
@@ -239,6 +247,10 @@ mod cli {
                 } else {
                     ExitCode::SUCCESS
                 }
+            }
+            Command::Watch { symbols } => {
+                watch(&db, &symbols).await;
+                ExitCode::SUCCESS
             }
             Command::History {
                 symbol,
@@ -394,6 +406,42 @@ mod cli {
             return Ok(ExitCode::FAILURE);
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// `quantdb watch`: every entry of the subscription, until Ctrl-C or SIGTERM.
+    async fn watch(db: &QuantDb, symbols: &[String]) {
+        use futures_util::StreamExt;
+        use std::io::{IsTerminal, Write};
+        let terminal = std::io::stdout().is_terminal();
+        let mut live = db.subscribe(symbols);
+        // The latest entry of each symbol, in the order they first came.
+        let mut latest: Vec<BatchEntry> = Vec::new();
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            let entry = tokio::select! {
+                entry = live.next() => entry,
+                () = &mut stop => None,
+            };
+            let Some(entry) = entry else { break };
+            if !terminal {
+                println!("{}", serde_json::to_string(&entry).unwrap_or_default());
+                let _ = std::io::stdout().flush();
+                continue;
+            }
+            let id = |e: &BatchEntry| match e {
+                BatchEntry::Quote(q) => format!("{}{}", q.exchange, q.symbol),
+                BatchEntry::Error(err) => err.symbol.clone(),
+            };
+            match latest.iter_mut().find(|e| id(e) == id(&entry)) {
+                Some(slot) => *slot = entry,
+                None => latest.push(entry),
+            }
+            // Home, clear, the table.
+            print!("\x1b[H\x1b[2J{}", table(&latest));
+            eprint!("{}", failure_summary(&latest));
+            let _ = std::io::stdout().flush();
+        }
     }
 
     /// Ctrl-C, or SIGTERM on Unix.

@@ -436,3 +436,47 @@ async fn history_prints_bars_and_the_next_process_reads_them_from_disk() {
         String::from_utf8_lossy(&future.stderr)
     );
 }
+
+/// `quantdb watch` off a terminal: a JSON line an entry (quotes and errors), until SIGTERM,
+/// then a clean exit with the quotes written to the file cache.
+#[tokio::test]
+async fn watch_prints_json_lines_until_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(&mock, dir.path(), &["watch", "600000", "bad!"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut entries = Vec::new();
+    for _ in 0..2 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("an entry within 20 s")
+            .unwrap()
+            .unwrap();
+        entries.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+    }
+    assert_eq!(
+        entries[0]["current_price"],
+        mock.market_quote("sh600000").unwrap().price
+    );
+    assert_eq!(entries[1]["code"], "invalid_symbol");
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("it stops")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let store = quantdb::native::FileStore::open(dir.path()).unwrap();
+    let key = quantdb::Symbol::from_key("sh600000").unwrap();
+    let slots = quantdb::Store::load(&store, &[key]).await.unwrap();
+    assert!(matches!(slots[0], quantdb::Stored::Found(_)), "{slots:?}");
+}
