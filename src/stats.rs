@@ -96,4 +96,7 @@ pub struct CacheStats {
     pub history_upstream_requests: u64,
     /// Symbols whose history is in memory.
     pub history_memory_entries: usize,
+    /// A persistent tier is configured but cannot be used now (Redis down, IndexedDB closed
+    /// by another page): the client goes on from memory and the upstreams.
+    pub persistent_unavailable: bool,
 }

@@ -165,6 +165,19 @@ mod cli {
             #[arg(long, default_value_t = 10, value_name = "SECS",
                   value_parser = clap::value_parser!(u64).range(1..=3600))]
             client_timeout_secs: u64,
+            /// Share the cache with other relays on this Redis (redis://[:password@]host:port/db,
+            /// rediss:// for TLS) instead of the file cache; a Redis that is down or restarts
+            /// never fails a request
+            #[arg(
+                long,
+                env = "QUANTDB_REDIS_URL",
+                value_name = "URL",
+                hide_env_values = true
+            )]
+            redis: Option<String>,
+            /// The prefix of this deployment's keys in Redis
+            #[arg(long, default_value = "quantdb:", value_name = "PREFIX")]
+            redis_prefix: String,
             /// The most push streams (GET /api/v1/stream) open at once (1 to 1000000)
             #[arg(long, default_value_t = 1000,
                   value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
@@ -225,6 +238,18 @@ mod cli {
         }
         if let Some(providers) = cli.providers {
             builder = builder.providers(providers);
+        }
+        if let Command::Serve {
+            redis: Some(url),
+            redis_prefix,
+            ..
+        } = &cli.command
+        {
+            // Kept past the TTL for stale-on-error answers, within their bound.
+            let keep = Duration::from_secs(cli.max_stale_secs.unwrap_or(10 * 86_400))
+                + Duration::from_secs(cli.ttl_closed_secs.max(cli.ttl_trading_secs));
+            let store = quantdb::native::RedisStore::open(url, redis_prefix, keep).await?;
+            builder = builder.store(std::sync::Arc::new(store));
         }
         let db = builder.build().await?;
         let code = match cli.command {
@@ -348,6 +373,7 @@ mod cli {
                 max_symbols,
                 client_timeout_secs,
                 max_streams,
+                ..
             } => {
                 if allow_origins.is_empty() {
                     if !bind.is_loopback() {

@@ -296,6 +296,8 @@ impl QuantDb {
             history_bars_fetched: Counters::get(&c.history_bars_fetched),
             history_upstream_requests: Counters::get(&c.history_upstream_requests),
             history_memory_entries: lock(&inner.history.memory).len(),
+            persistent_unavailable: (inner.persistent.as_ref())
+                .is_some_and(|w| !w.store().is_available()),
         }
     }
 

@@ -212,6 +212,8 @@ export interface CacheStats {
   history_upstream_requests: number;
   /** Symbols whose history is in memory. */
   history_memory_entries: number;
+  /** A persistent tier is configured but cannot be used now (IndexedDB closed by another page). */
+  persistent_unavailable: boolean;
 }
 
 /** What a QuantDB promise rejects with. */

@@ -5,6 +5,8 @@ mod file_store;
 mod history_files;
 mod http;
 mod push;
+#[cfg(feature = "redis")]
+mod redis_store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +15,8 @@ pub use file_store::FileStore;
 pub use history_files::HistoryFiles;
 pub use http::ReqwestTransport;
 pub(crate) use push::relay_stream;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
 
 use crate::error::Error;
 use crate::store::{HistoryStore, Store};

@@ -558,7 +558,15 @@ async fn stats(State(app): State<App>) -> Response {
     }
 }
 
-async fn health() -> Response {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
-        .into_response()
+/// `ok`, or `degraded` (still 200: every request is still answered) when the shared tier is
+/// unavailable.
+async fn health(State(app): State<App>) -> Response {
+    let degraded = app.db.cache_stats().persistent_unavailable;
+    let status = if degraded { "degraded" } else { "ok" };
+    let mut body = serde_json::json!({ "status": status, "version": env!("CARGO_PKG_VERSION") });
+    if degraded {
+        body["reason"] =
+            "the persistent tier is unavailable: answering from memory and the upstreams".into();
+    }
+    Json(body).into_response()
 }

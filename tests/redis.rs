@@ -1,0 +1,188 @@
+//! Relays sharing one cache on a real `redis-server` (Debian's package, started here on a
+//! free loopback port): what one relay fetched the other answers without an upstream
+//! request; Redis stopped in the middle: no request fails, the relays say they are degraded;
+//! Redis back: they use it again.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "support/common.rs"]
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{builder, listed_symbols, ManualClock};
+use mock_upstream::{MockConfig, MockUpstream};
+use quantdb::native::RedisStore;
+use quantdb::relay::{self, RelayConfig};
+use quantdb::QuantDb;
+use serde_json::Value;
+
+/// A redis-server of its own, on `port`, keeping nothing on disk.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start(port: u16) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; scripts/install-toolchain.sh installs it)");
+        let server = RedisServer { child, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A relay on the mock whose persistent tier is the Redis at `url`.
+async fn relay(mock: &MockUpstream, url: &str) -> (QuantDb, String) {
+    let store = RedisStore::open(url, "test:", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let db = builder(mock, ManualClock::trading(), None)
+        .persistent(true)
+        .store(std::sync::Arc::new(store))
+        .build()
+        .await
+        .unwrap();
+    let router = relay::router(db.clone(), &RelayConfig::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = relay::url_of(listener.local_addr().unwrap());
+    tokio::spawn(relay::serve(
+        listener,
+        router,
+        Duration::from_secs(10),
+        std::future::pending(),
+    ));
+    (db, base)
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_share_one_cache_and_outlive_redis() {
+    let redis = RedisServer::start(free_port());
+    let port = redis.port;
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let (a_db, a) = relay(&mock, &redis.url()).await;
+    let (b_db, b) = relay(&mock, &redis.url()).await;
+    let symbols = listed_symbols(100).join(",");
+
+    let (status, first) = get(&format!("{a}/api/v1/realtime?symbols={symbols}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(mock.requests().total, 1);
+    a_db.flush().await.unwrap(); // written behind the answer: wait for it
+    let (_, second) = get(&format!("{b}/api/v1/realtime?symbols={symbols}")).await;
+    assert_eq!(
+        mock.requests().total,
+        1,
+        "the second relay answered from Redis"
+    );
+    assert_eq!(b_db.cache_stats().persistent_hits, 100);
+    let price = |v: &Value, i: usize| v[i]["current_price"].clone();
+    assert!((0..100).all(|i| price(&first, i) == price(&second, i)));
+    assert_eq!(get(&format!("{b}/healthz")).await.1["status"], "ok");
+
+    // Redis goes away in the middle: every request is still answered, from memory and the
+    // upstreams, and the relays say they are degraded.
+    redis.stop();
+    let more = listed_symbols(300)[200..].join(",");
+    for base in [&a, &b] {
+        let (status, answer) = get(&format!("{base}/api/v1/realtime?symbols={more}")).await;
+        assert_eq!(status, 200);
+        assert!(
+            answer
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|q| q["current_price"].is_number()),
+            "{base}"
+        );
+    }
+    let (status, health) = get(&format!("{a}/healthz")).await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (200, Some("degraded")),
+        "{health}"
+    );
+    assert_eq!(
+        get(&format!("{a}/api/v1/stats")).await.1["persistent_unavailable"],
+        true
+    );
+
+    // Redis back on the same port: the relays use it again.
+    let _redis = RedisServer::start(port);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while a_db.cache_stats().persistent_unavailable || b_db.cache_stats().persistent_unavailable
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the relays reconnect");
+    let fresh = listed_symbols(400)[300..].join(",");
+    mock.reset_counts();
+    get(&format!("{a}/api/v1/realtime?symbols={fresh}")).await;
+    a_db.flush().await.unwrap();
+    get(&format!("{b}/api/v1/realtime?symbols={fresh}")).await;
+    assert_eq!(mock.requests().total, 1, "shared again");
+    assert_eq!(get(&format!("{b}/healthz")).await.1["status"], "ok");
+}
+
+#[tokio::test]
+async fn a_relay_starts_while_redis_is_down() {
+    let port = free_port();
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let (db, base) = relay(&mock, &format!("redis://127.0.0.1:{port}/0")).await;
+    let (status, quote) = get(&format!("{base}/api/v1/realtime/600000")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        quote["current_price"],
+        mock.market_quote("sh600000").unwrap().price
+    );
+    assert!(db.cache_stats().persistent_unavailable);
+    assert!(
+        RedisStore::open("http://nope", "x:", Duration::from_secs(1))
+            .await
+            .is_err(),
+        "a bad URL"
+    );
+}
