@@ -57,7 +57,7 @@ pub use platform::{BoxFuture, BoxStream, MaybeSendSync};
 pub use provider::Provider;
 pub use quote::{BatchEntry, CacheSource, MarketStatus, Quote, RawQuote};
 pub use stats::CacheStats;
-pub use store::{HistoryStore, HistoryWrite, Store, Stored};
+pub use store::{Coordinator, HistoryStore, HistoryWrite, Store, Stored};
 pub use symbol::{Exchange, Symbol};
 pub use transport::{
     Clock, FixedClock, HttpRequest, HttpResponse, ShiftedClock, SystemClock, Transport,

@@ -42,6 +42,25 @@ pub trait Store: MaybeSendSync {
     }
 }
 
+/// Fleet-wide coordination of upstream fetches between clients sharing a persistent tier
+/// (relays on one Redis): one of them fetches a symbol, the others wait for its quote in the
+/// shared store instead of asking the upstream too.
+pub trait Coordinator: MaybeSendSync {
+    /// Tries to take each symbol's lease for `hold`; `true` where this client got it (and
+    /// fetches), `false` where another client holds it.
+    fn claim<'a>(
+        &'a self,
+        symbols: &'a [Symbol],
+        hold: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Vec<bool>, Error>>;
+    /// Says that fresh quotes of these symbols are in the shared store now.
+    fn announce<'a>(&'a self, symbols: &'a [Symbol]) -> BoxFuture<'a, ()>;
+    /// Waits for the next announcement (of any symbol), or `at_most`.
+    fn wait(&self, at_most: std::time::Duration) -> BoxFuture<'_, ()>;
+    /// Whether the coordination works now (else every client fetches for itself).
+    fn is_available(&self) -> bool;
+}
+
 /// One symbol's history to write: the whole cached state, and the years whose bars changed.
 #[derive(Debug, Clone)]
 pub struct HistoryWrite {

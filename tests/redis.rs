@@ -65,14 +65,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A relay on the mock whose persistent tier is the Redis at `url`.
+/// A relay on the mock whose persistent tier and coordinator is the Redis at `url`.
 async fn relay(mock: &MockUpstream, url: &str) -> (QuantDb, String) {
+    relay_with(mock, url, Duration::from_secs(5)).await
+}
+
+async fn relay_with(mock: &MockUpstream, url: &str, timeout: Duration) -> (QuantDb, String) {
     let store = RedisStore::open(url, "test:", Duration::from_secs(600))
         .await
         .unwrap();
     let db = builder(mock, ManualClock::trading(), None)
         .persistent(true)
-        .store(std::sync::Arc::new(store))
+        .timeout(timeout)
+        .store(std::sync::Arc::new(store.clone()))
+        .coordinator(std::sync::Arc::new(store))
         .build()
         .await
         .unwrap();
@@ -184,5 +190,78 @@ async fn a_relay_starts_while_redis_is_down() {
             .await
             .is_err(),
         "a bad URL"
+    );
+}
+
+/// Three relays with fifty concurrent clients each, all asking for the same hundred symbols
+/// at once: one upstream request for the whole fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_three_relays_asks_the_upstream_once() {
+    let redis = RedisServer::start(free_port());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    mock.set_latency(Duration::from_millis(200));
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        relays.push(relay(&mock, &redis.url()).await.1);
+    }
+    let symbols = listed_symbols(100).join(",");
+    let client = reqwest::Client::new();
+    let mut asks = Vec::new();
+    for base in &relays {
+        for _ in 0..50 {
+            let url = format!("{base}/api/v1/realtime?symbols={symbols}");
+            let client = client.clone();
+            asks.push(tokio::spawn(async move {
+                let r = client.get(url).send().await.unwrap();
+                let status = r.status().as_u16();
+                let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+                (status, body)
+            }));
+        }
+    }
+    for ask in asks {
+        let (status, body) = ask.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            body.as_array()
+                .unwrap()
+                .iter()
+                .all(|q| q["current_price"].is_number()),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        mock.requests().total,
+        1,
+        "one upstream request for 150 clients on 3 relays"
+    );
+}
+
+/// A relay that took leases and died (never announcing): the next relay waits out the lease
+/// and fetches for itself; nothing hangs.
+#[tokio::test]
+async fn a_dead_lease_holder_holds_nobody_up_for_long() {
+    use quantdb::{Coordinator, Symbol};
+    let redis = RedisServer::start(free_port());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dead = RedisStore::open(&redis.url(), "test:", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let sh = Symbol::from_key("sh600000").unwrap();
+    assert_eq!(
+        dead.claim(&[sh], Duration::from_millis(600)).await.unwrap(),
+        [true]
+    );
+    let (_, base) = relay_with(&mock, &redis.url(), Duration::from_millis(300)).await;
+    let (status, quote) = get(&format!("{base}/api/v1/realtime/600000")).await;
+    assert_eq!(status, 200, "{quote}");
+    assert_eq!(
+        quote["current_price"],
+        mock.market_quote("sh600000").unwrap().price
+    );
+    assert_eq!(
+        mock.requests().total,
+        1,
+        "fetched by the waiting relay once the lease ran out"
     );
 }

@@ -249,7 +249,10 @@ mod cli {
             let keep = Duration::from_secs(cli.max_stale_secs.unwrap_or(10 * 86_400))
                 + Duration::from_secs(cli.ttl_closed_secs.max(cli.ttl_trading_secs));
             let store = quantdb::native::RedisStore::open(url, redis_prefix, keep).await?;
-            builder = builder.store(std::sync::Arc::new(store));
+            // The shared tier, and the leases that make one relay of the fleet fetch a symbol.
+            builder = builder
+                .store(std::sync::Arc::new(store.clone()))
+                .coordinator(std::sync::Arc::new(store));
         }
         let db = builder.build().await?;
         let code = match cli.command {

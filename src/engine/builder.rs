@@ -63,6 +63,7 @@ pub struct QuantDbBuilder {
     history_memory_capacity: usize,
     max_history_bars: u32,
     poll_every: Option<Duration>,
+    coordinator: Option<Arc<dyn crate::store::Coordinator>>,
 }
 
 impl Default for QuantDbBuilder {
@@ -89,6 +90,7 @@ impl Default for QuantDbBuilder {
             history_memory_capacity: 512,
             max_history_bars: 10_000,
             poll_every: None,
+            coordinator: None,
         }
     }
 }
@@ -222,6 +224,14 @@ impl QuantDbBuilder {
     /// injected clock).
     pub fn subscribe_interval(mut self, every: Duration) -> Self {
         self.poll_every = Some(every);
+        self
+    }
+
+    /// Shares upstream fetches with the other clients of the same persistent tier (relays on
+    /// one Redis: `quantdb::native::RedisStore` is both): each symbol is fetched by one of
+    /// them, the others take its quote from the store.
+    pub fn coordinator(mut self, coordinator: Arc<dyn crate::store::Coordinator>) -> Self {
+        self.coordinator = Some(coordinator);
         self
     }
 
@@ -428,6 +438,7 @@ impl QuantDbBuilder {
                 counters: Counters::default(),
                 history,
                 poll_every: self.poll_every,
+                coordinator: self.coordinator,
             }),
         })
     }

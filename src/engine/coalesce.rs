@@ -13,7 +13,7 @@ use futures_channel::oneshot;
 
 use super::{fresh_in_memory, lock, Answer, Inner, QuantDb};
 use crate::error::Error;
-use crate::quote::Quote;
+use crate::quote::{CacheSource, Quote};
 use crate::stats::Counters;
 use crate::symbol::Symbol;
 
@@ -36,10 +36,13 @@ impl QuantDb {
                     inner: &self.inner,
                     symbols: owned,
                 };
-                let answers = self.fetch_upstream(&flight.symbols).await;
-                // A quote a relay answered stale is passed on, never kept as fresh.
+                let answers = self.fetch_shared(&flight.symbols, force).await;
+                // A quote a relay answered stale is passed on, never kept as fresh; one the
+                // fleet's shared store gave is there already.
                 let fresh: Vec<Quote> = (flight.symbols.iter())
-                    .filter_map(|s| answers.get(s)?.as_ref().ok().filter(|q| !q.stale).cloned())
+                    .filter_map(|s| answers.get(s)?.as_ref().ok())
+                    .filter(|q| !q.stale && q.cache_source == CacheSource::Network)
+                    .cloned()
                     .collect();
                 flight.complete(answers, out);
                 if let Some(writer) = self.inner.writer() {

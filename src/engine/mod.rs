@@ -7,6 +7,7 @@
 mod builder;
 mod coalesce;
 mod fallback;
+mod fleet;
 mod history;
 mod push;
 
@@ -115,6 +116,8 @@ struct Inner {
     history: history::HistoryTier,
     /// How often `subscribe` polls, when not once a TTL window.
     poll_every: Option<Duration>,
+    /// Shares upstream fetches with the other clients of the persistent tier.
+    coordinator: Option<Arc<dyn crate::store::Coordinator>>,
 }
 
 /// A poisoned lock only means another caller panicked mid-update of a cache; the data is

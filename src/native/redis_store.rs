@@ -5,6 +5,13 @@
 //! time). Any Redis URL the `redis` crate takes: `redis://`, `rediss://` (TLS), a password,
 //! a database number.
 //!
+//! It also coordinates the fleet ([`Coordinator`]): a relay that misses a symbol takes its
+//! lease (`SET <prefix>lease:<key> NX PX`) and fetches it, writes the quote, announces it on
+//! the channel `<prefix>fresh` (pub/sub) and drops the lease; the relays that found the
+//! lease taken wait for the announcement (looking at the store every 50 ms meanwhile) and
+//! answer the quote from Redis, or fetch for themselves once the lease's time is up (its
+//! holder died). A lease lasts twice the request timeout.
+//!
 //! Redis is never a single point of failure: every command has a short timeout; when one
 //! fails the store says it is unavailable ([`Store::is_available`]), the engine goes on from
 //! its memory tier and the upstreams, and a background task reconnects with backoff, after
@@ -20,8 +27,11 @@ use redis::AsyncCommands;
 use crate::error::Error;
 use crate::platform::BoxFuture;
 use crate::quote::Quote;
-use crate::store::{Record, Store, Stored};
+use crate::store::{Coordinator, Record, Store, Stored};
 use crate::symbol::Symbol;
+
+/// Distinguishes the stores of one process on their leases.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How long one command may take before Redis counts as unavailable.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -34,6 +44,10 @@ pub struct RedisStore(Arc<Shared>);
 
 struct Shared {
     client: redis::Client,
+    /// This client's name on its leases.
+    id: String,
+    /// Woken by every announcement on the channel.
+    announced: tokio::sync::Notify,
     prefix: String,
     keep_for: Duration,
     connection: Mutex<Option<ConnectionManager>>,
@@ -63,6 +77,12 @@ impl RedisStore {
             redis::Client::open(url).map_err(|e| Error::Config(format!("bad Redis URL: {e}")))?;
         let store = Arc::new(Shared {
             client,
+            id: format!(
+                "{}-{}",
+                std::process::id(),
+                NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            ),
+            announced: tokio::sync::Notify::new(),
             prefix: prefix.to_string(),
             keep_for: keep_for.max(Duration::from_secs(1)),
             connection: Mutex::new(None),
@@ -73,6 +93,7 @@ impl RedisStore {
             tracing::warn!("Redis is unavailable, going on without it for now: {e}");
             store.reconnect_behind();
         }
+        tokio::spawn(listen(Arc::downgrade(&store)));
         Ok(RedisStore(store))
     }
 }
@@ -125,6 +146,14 @@ impl Shared {
 
     fn key(&self, symbol: Symbol) -> String {
         format!("{}{}", self.prefix, symbol.key())
+    }
+
+    fn lease(&self, symbol: Symbol) -> String {
+        format!("{}lease:{}", self.prefix, symbol.key())
+    }
+
+    fn channel(&self) -> String {
+        format!("{}fresh", self.prefix)
     }
 
     /// Runs one command on the connection within the timeout; a failure marks the store
@@ -230,6 +259,93 @@ impl Store for RedisStore {
 
     fn entry_count(&self) -> Option<usize> {
         None
+    }
+
+    fn is_available(&self) -> bool {
+        self.0.available.load(Ordering::Relaxed)
+    }
+}
+
+/// Listens to the announcements of the fleet (pub/sub) while the store lives, reconnecting
+/// with backoff; each one wakes the clients waiting for a quote.
+async fn listen(store: std::sync::Weak<Shared>) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let Some(shared) = store.upgrade() else {
+            return;
+        };
+        let (client, channel) = (shared.client.clone(), shared.channel());
+        drop(shared);
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(COMMAND_TIMEOUT * 2, subscribed).await {
+            Ok(Ok(mut pubsub)) => {
+                wait = Duration::from_millis(100);
+                let mut messages = pubsub.on_message();
+                while futures_util::StreamExt::next(&mut messages).await.is_some() {
+                    match store.upgrade() {
+                        Some(shared) => shared.announced.notify_waiters(),
+                        None => return,
+                    }
+                }
+            }
+            _ => tracing::debug!("Redis announcements unavailable, trying again"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(MAX_BACKOFF);
+    }
+}
+
+impl Coordinator for RedisStore {
+    fn claim<'a>(
+        &'a self,
+        symbols: &'a [Symbol],
+        hold: Duration,
+    ) -> BoxFuture<'a, Result<Vec<bool>, Error>> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            for &s in symbols {
+                pipe.cmd("SET")
+                    .arg(self.0.lease(s))
+                    .arg(&self.0.id)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(hold.as_millis() as u64);
+            }
+            let taken: Vec<Option<String>> = self
+                .0
+                .run(|mut c| async move { pipe.query_async(&mut c).await })
+                .await?;
+            Ok(taken.into_iter().map(|t| t.is_some()).collect())
+        })
+    }
+
+    fn announce<'a>(&'a self, symbols: &'a [Symbol]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let keys: Vec<String> = symbols.iter().map(Symbol::key).collect();
+            let leases: Vec<String> = symbols.iter().map(|s| self.0.lease(*s)).collect();
+            let channel = self.0.channel();
+            let mut pipe = redis::pipe();
+            pipe.publish(channel, keys.join(",")).ignore();
+            // The quotes are in: the next window's fetch needs no lease of ours.
+            pipe.del(leases).ignore();
+            let done: Result<(), Error> = self
+                .0
+                .run(|mut c| async move { pipe.query_async(&mut c).await })
+                .await;
+            if let Err(e) = done {
+                tracing::debug!("announcement lost (the others look at the store anyway): {e}");
+            }
+        })
+    }
+
+    fn wait(&self, at_most: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = tokio::time::timeout(at_most, self.0.announced.notified()).await;
+        })
     }
 
     fn is_available(&self) -> bool {

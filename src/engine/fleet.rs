@@ -1,0 +1,130 @@
+//! Fetches shared by a fleet of clients on one persistent tier (relays on one Redis): with a
+//! [`Coordinator`], each symbol a client misses is fetched by the one that takes its lease;
+//! the others wait (within a bound) for its quote in the shared store, and fetch for
+//! themselves when it does not come. Without one, or while it is unavailable, every client
+//! fetches for itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Answer, QuantDb};
+use crate::quote::{CacheSource, Quote};
+use crate::stats::Counters;
+use crate::store::{Coordinator, Stored};
+use crate::symbol::Symbol;
+
+/// How often a waiting client looks at the shared store when no announcement comes.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+impl QuantDb {
+    /// Answers for `symbols` from the upstreams, sharing the fetch with the fleet.
+    pub(super) async fn fetch_shared(
+        &self,
+        symbols: &[Symbol],
+        force: bool,
+    ) -> HashMap<Symbol, Answer> {
+        let inner = &self.inner;
+        let coordinator = inner.coordinator.as_ref().filter(|c| c.is_available());
+        let (Some(co), Some(_), false) = (coordinator, inner.writer(), force) else {
+            return self.fetch_upstream(symbols).await;
+        };
+        // A lease outlives a fetch with its fallbacks; the others wait as long at most.
+        let hold = inner.timeout * 2;
+        let leases = match co.claim(symbols, hold).await {
+            Ok(leases) if leases.len() == symbols.len() => leases,
+            _ => return self.fetch_upstream(symbols).await,
+        };
+        let mut mine = Vec::new();
+        let mut theirs = Vec::new();
+        for (&s, held) in symbols.iter().zip(leases) {
+            if held {
+                mine.push(s);
+            } else {
+                theirs.push(s);
+            }
+        }
+        let ours = async {
+            if mine.is_empty() {
+                return HashMap::new();
+            }
+            let answers = self.fetch_upstream(&mine).await;
+            self.share(co, &mine, &answers).await;
+            answers
+        };
+        let (mut answers, (found, missing)) =
+            futures_util::future::join(ours, self.wait_for_fleet(co, theirs, hold)).await;
+        answers.extend(found);
+        if !missing.is_empty() {
+            answers.extend(self.fetch_upstream(&missing).await);
+        }
+        answers
+    }
+
+    /// Writes the quotes fetched under a lease to the shared store now (not behind: the
+    /// others are waiting), then announces them.
+    async fn share(
+        &self,
+        co: &Arc<dyn Coordinator>,
+        symbols: &[Symbol],
+        answers: &HashMap<Symbol, Answer>,
+    ) {
+        let fresh: Vec<Quote> = (symbols.iter())
+            .filter_map(|s| answers.get(s)?.as_ref().ok().filter(|q| !q.stale).cloned())
+            .collect();
+        let Some(writer) = self.inner.writer() else {
+            return;
+        };
+        if fresh.is_empty() {
+            return;
+        }
+        match writer.store().save(&fresh).await {
+            Ok(()) => {
+                let keys: Vec<Symbol> = fresh.iter().filter_map(Quote::key).collect();
+                co.announce(&keys).await;
+            }
+            Err(e) => {
+                Counters::add(&self.inner.counters.store_errors, 1);
+                tracing::warn!("shared store write failed: {e}");
+            }
+        }
+    }
+
+    /// Waits up to `bound` for fresh quotes of `todo` in the shared store: what came, and
+    /// what did not.
+    async fn wait_for_fleet(
+        &self,
+        co: &Arc<dyn Coordinator>,
+        mut todo: Vec<Symbol>,
+        bound: Duration,
+    ) -> (HashMap<Symbol, Answer>, Vec<Symbol>) {
+        let inner = &self.inner;
+        let mut found = HashMap::new();
+        let rounds = (bound.as_millis() / LOOK_EVERY.as_millis()).max(1);
+        for _ in 0..rounds {
+            if todo.is_empty() {
+                break;
+            }
+            co.wait(LOOK_EVERY).await;
+            let Some(writer) = inner.writer() else { break };
+            let Ok(slots) = writer.store().load(&todo).await else {
+                break;
+            };
+            let now = inner.clock.now();
+            let mut rest = Vec::new();
+            for (s, slot) in todo.iter().zip(slots) {
+                match slot {
+                    Stored::Found(q)
+                        if inner.policy.is_fresh(&inner.calendar, q.fetched_at(), now) =>
+                    {
+                        found.insert(*s, Ok(q.served_from(CacheSource::Disk)));
+                    }
+                    _ => rest.push(*s),
+                }
+            }
+            todo = rest;
+        }
+        Counters::add(&inner.counters.persistent_hits, found.len());
+        (found, todo)
+    }
+}
