@@ -4,12 +4,15 @@
 //   scripts/build-pkg.sh && cargo build -p quantdb-cli -p mock-upstream
 //   node --test web-demo/e2e.test.mjs
 //
-// The steps run in order and build on each other: quotes appear, a reload paints them from
-// IndexedDB without an upstream request, stopping the upstream server leaves stale rows, a bad
-// symbol gets an error row; then the history chart: a selected row's candles are the mock's
-// bars, adjusted as its factors say, switching the adjustment costs no request, a reload paints
-// the chart with no history request, a history outage shows a message. A screenshot with the
-// chart goes to artifacts/web-demo.png.
+// The steps run in order and build on each other: quotes appear over the relay's push stream, a
+// reload paints them from IndexedDB without a request of the page's, stopping the upstream
+// server turns the rows stale, a bad symbol gets an error row; then the history chart: a
+// selected row's candles are the mock's bars, adjusted as its factors say, switching the
+// adjustment costs no request, a reload paints the chart with no history request, a history
+// outage shows a message; then the push: the mock's prices move and the rows (and today's
+// candle) follow with no reload and no request, the changed cells flash; stopping the relay
+// turns the connection indicator to reconnecting, then offline, and a relay started again on
+// its address brings it back live. A screenshot with the chart goes to artifacts/web-demo.png.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -28,7 +31,7 @@ const SCREENSHOT = path.join(ROOT, "artifacts/web-demo.png");
 // playwright-core is a dependency of the scripts (scripts/package.json).
 const { chromium } = createRequire(path.join(ROOT, "scripts/package.json"))("playwright-core");
 
-/** The relay's TTL, and the page's in the steps that wait for quotes to expire. */
+/** The relay's TTL (it polls its upstreams this often for the streams), and the page's in the steps that wait for quotes to expire. */
 const SHORT_TTL = 2;
 /** The page's TTL in the steps that must not see quotes expire. */
 const LONG_TTL = 600;
@@ -52,10 +55,13 @@ const clockNow = () => new Date(Date.now() + CLOCK_OFFSET_MS).toISOString();
 const cleanups = [];
 let mock;
 let relay;
+let relayCacheDir;
 let web;
 let browser;
 let page;
 const pageErrors = [];
+/** Every request of the page to the relay: `{ path, symbols }`. */
+const relayRequests = [];
 
 // --- Setup ------------------------------------------------------------------------------
 
@@ -148,7 +154,31 @@ async function startMock(port) {
   return started;
 }
 
-const upstreamRequests = async () => (await mockGet("/__mock/stats")).requests.total;
+/**
+ * Starts the relay on `port` (0: any free port) in front of the mock, on the shared clock, with
+ * its cache in `relayCacheDir` (a restart finds what it cached).
+ */
+async function startRelay(port) {
+  const ttl = String(SHORT_TTL);
+  const started = await startServer(
+    QUANTDB_BIN,
+    // A fixed staleness bound: it does not hang on the calendar.
+    ["--cache-dir", relayCacheDir, "--ttl-trading-secs", ttl, "--ttl-closed-secs", ttl, "--max-stale-secs", "3600",
+     "serve", "--port", String(port)],
+    "quantdb relay listening on",
+    {
+      QUANTDB_SINA_URL: mock.url, QUANTDB_TENCENT_URL: mock.url, QUANTDB_EASTMONEY_URL: mock.url,
+      QUANTDB_CLOCK_START: clockNow(),
+    },
+  );
+  cleanups.push(started.stop);
+  return started;
+}
+
+/** The page's requests to the relay for quotes or history: all but its push stream. */
+const pageRequests = () => relayRequests.filter((r) => r.path !== "/api/v1/stream").length;
+/** The push streams the page opened (the browser's reconnections included), with their symbols. */
+const streams = () => relayRequests.filter((r) => r.path === "/api/v1/stream");
 
 before(async () => {
   const build = "build it with `cargo build -p quantdb-cli -p mock-upstream`";
@@ -157,21 +187,9 @@ before(async () => {
   installPackage();
 
   mock = await startMock(0);
-  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "quantdb-e2e-cache-"));
-  cleanups.push(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
-  const ttl = String(SHORT_TTL);
-  relay = await startServer(
-    QUANTDB_BIN,
-    // A fixed staleness bound: it does not hang on the calendar.
-    ["--cache-dir", cacheDir, "--ttl-trading-secs", ttl, "--ttl-closed-secs", ttl, "--max-stale-secs", "3600",
-     "serve", "--port", "0"],
-    "quantdb relay listening on",
-    {
-      QUANTDB_SINA_URL: mock.url, QUANTDB_TENCENT_URL: mock.url, QUANTDB_EASTMONEY_URL: mock.url,
-      QUANTDB_CLOCK_START: clockNow(),
-    },
-  );
-  cleanups.push(relay.stop);
+  relayCacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "quantdb-e2e-cache-"));
+  cleanups.push(() => fs.rmSync(relayCacheDir, { recursive: true, force: true }));
+  relay = await startRelay(0);
   web = await startStaticServer(WEB_DEMO);
   cleanups.push(web.close);
 
@@ -185,10 +203,18 @@ before(async () => {
   });
   cleanups.push(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  await context.addInitScript(recordStatusChanges);
+  await context.addInitScript(recordPageChanges);
   page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   page.on("pageerror", (err) => pageErrors.push(err.message));
+  // The relay keeps its address across a restart (step k).
+  const relayOrigin = new URL(relay.url).origin;
+  page.on("request", (request) => {
+    const url = new URL(request.url());
+    if (url.origin === relayOrigin) {
+      relayRequests.push({ path: url.pathname, symbols: url.searchParams.get("symbols") });
+    }
+  });
 });
 
 after(async () => {
@@ -203,13 +229,18 @@ after(async () => {
 // --- The page ---------------------------------------------------------------------------
 
 /**
- * Runs in the page before its scripts: records each state the refresh status takes, with the
- * rows shown at that moment, so a test can tell what was painted before the first refresh.
+ * Runs in the page before its scripts. Records each state the quote status takes, with the
+ * rows shown at that moment, so a test can tell what was painted before the first answer
+ * (`statusLog`); each flash of a cell (`flashLog`: symbol, field, direction, the text then);
+ * each state of the connection indicator (`connectionLog`).
  */
-function recordStatusChanges() {
+function recordPageChanges() {
   window.statusLog = [];
-  new MutationObserver(() => {
-    const status = document.getElementById("refresh-status");
+  window.flashLog = [];
+  window.connectionLog = [];
+  const flashOf = (className) => /\bflash-(up|down)\b/.exec(className ?? "")?.[1];
+  new MutationObserver((records) => {
+    const status = document.getElementById("quote-status");
     const last = window.statusLog.at(-1);
     if (status && status.dataset.state !== last?.state) {
       const rows = [...document.querySelectorAll("#quotes tbody tr[data-symbol]")];
@@ -218,7 +249,35 @@ function recordStatusChanges() {
         rows: rows.map((tr) => ({ symbol: tr.dataset.symbol, state: tr.dataset.state, source: tr.dataset.source })),
       });
     }
-  }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state"] });
+    // What a record left is the next record's old value for that element and attribute, or the
+    // value now (the records of a batch all come after the changes).
+    const after = (i) => {
+      const { target, attributeName } = records[i];
+      const next = records.slice(i + 1).find((r) => r.target === target && r.attributeName === attributeName);
+      return next ? next.oldValue : target.getAttribute(attributeName);
+    };
+    records.forEach((record, i) => {
+      const target = record.target;
+      if (record.attributeName === "data-connection" && after(i) !== record.oldValue) {
+        window.connectionLog.push(after(i));
+      }
+      // A cell's flash begins where its class gets flash-up or flash-down.
+      const flash = record.attributeName === "class" && target.dataset?.field ? flashOf(after(i)) : undefined;
+      if (flash && !flashOf(record.oldValue)) {
+        window.flashLog.push({
+          symbol: target.closest("tr")?.dataset.symbol,
+          field: target.dataset.field,
+          flash,
+          text: target.textContent,
+        });
+      }
+    });
+  }).observe(document, {
+    subtree: true,
+    attributes: true,
+    attributeOldValue: true,
+    attributeFilter: ["data-state", "data-connection", "class"],
+  });
 }
 
 function pageUrl(ttl) {
@@ -226,11 +285,28 @@ function pageUrl(ttl) {
   return `${web.url}/?${query}`;
 }
 
-/** Waits until the page has finished `count` refreshes since it loaded. */
-async function waitForRefreshes(count) {
+/** Waits until the page has applied `count` answers (pushed or asked) since it loaded. */
+async function waitForUpdates(count) {
   await page.waitForFunction(
-    (n) => Number(document.getElementById("refresh-status").dataset.refreshes) >= n,
+    (n) => Number(document.getElementById("quote-status").dataset.updates) >= n,
     count,
+  );
+}
+
+/** Waits until the connection indicator says `state`. */
+async function waitForConnection(state) {
+  await page.waitForSelector(`#connection[data-connection="${state}"]`);
+}
+
+/** Waits until every row with a symbol of `prices` shows its price. */
+async function waitForPrices(prices) {
+  await page.waitForFunction(
+    (want) =>
+      Object.entries(want).every(([symbol, price]) => {
+        const td = document.querySelector(`tr[data-symbol="${symbol}"] [data-field="price"]`);
+        return td !== null && Number(td.textContent) === price;
+      }),
+    prices,
   );
 }
 
@@ -367,23 +443,32 @@ async function pressed(group) {
 /** Quotes shown at the end of step a, to compare with later steps. */
 let firstRows;
 
-test("a. added symbols show the mock's quotes", async () => {
+test("a. added symbols show the mock's quotes, pushed by the relay", async () => {
   // The relay and the page run on the shared clock, whatever the time of day.
   const relayStats = await (await fetch(`${relay.url}/api/v1/stats`)).json();
   assert.equal(relayStats.market_phase, "trading", "the relay runs on the shared clock");
   await page.goto(pageUrl(LONG_TTL));
-  await waitForRefreshes(1);
+  await waitForUpdates(1);
   await waitForRows("ok", DEFAULT_SYMBOLS.length);
+  await waitForConnection("live");
+  assert.equal(await page.textContent("#connection"), "live");
   assert.equal(await page.textContent('[data-stat="market_phase"]'), "trading 交易中", "the page too");
 
   // Typed in other spellings, added with Enter and with the button: the rows take the
-  // canonical names, and their first quotes come from the network.
+  // canonical names, the page subscribes again with them, and their first quotes come over
+  // the stream.
   await addSymbol("000097", { pressEnter: true });
   await page.waitForSelector('tr[data-symbol="sz000097"][data-state="ok"]');
-  assert.equal(await page.getAttribute('tr[data-symbol="sz000097"]', "data-source"), "network");
+  assert.equal(await page.getAttribute('tr[data-symbol="sz000097"]', "data-source"), "push");
   await addSymbol("430017.BJ", { pressEnter: false });
   await page.waitForSelector('tr[data-symbol="bj430017"][data-state="ok"]');
-  assert.equal(await page.getAttribute('tr[data-symbol="bj430017"]', "data-source"), "network");
+  assert.equal(await page.getAttribute('tr[data-symbol="bj430017"]', "data-source"), "push");
+  assert.deepEqual(
+    streams().map((r) => r.symbols),
+    [5, 6, 7].map((n) => [...DEFAULT_SYMBOLS, "sz000097", "bj430017"].slice(0, n).join(",")),
+    "one stream, then one more for each watchlist edit",
+  );
+  assert.equal(pageRequests(), 0, "every quote came over the stream: the page asked for none");
 
   firstRows = await readRows();
   assert.deepEqual(
@@ -406,23 +491,30 @@ test("a. added symbols show the mock's quotes", async () => {
   );
 });
 
-test("b. a reload within the TTL paints from IndexedDB with no upstream request", async () => {
-  const requestsBefore = await upstreamRequests();
+test("b. a reload within the TTL paints from IndexedDB with no request", async () => {
+  // (The upstream's request count says nothing here: the relay polls it for the page's
+  // stream. What counts is that the page asks the relay for nothing.)
+  const requestsBefore = pageRequests();
   // A reload, with the shared clock's time now.
   await page.goto(pageUrl(LONG_TTL));
-  await waitForRefreshes(1);
+  await waitForUpdates(1);
+  // The stream's first answers: every row's current quote.
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#quotes tbody tr[data-state="ok"][data-source="push"]').length === n,
+    firstRows.length,
+  );
 
   const log = await page.evaluate(() => window.statusLog);
   const cachedPaint = log.find((entry) => entry.state === "cached");
   assert.ok(cachedPaint, `the page painted from the cache first (status log: ${JSON.stringify(log)})`);
   assert.ok(
     log.indexOf(cachedPaint) < log.findIndex((entry) => entry.state === "ok"),
-    "the cache paint came before the refresh",
+    "the cache paint came before the stream's quotes",
   );
   assert.deepEqual(
     cachedPaint.rows,
     firstRows.map((r) => ({ symbol: r.symbol, state: "ok", source: "disk" })),
-    "every row was painted from IndexedDB",
+    "every row was painted from IndexedDB (the pushed quotes of step a included)",
   );
 
   const rows = await readRows();
@@ -430,17 +522,22 @@ test("b. a reload within the TTL paints from IndexedDB with no upstream request"
     rows.map((r) => [r.symbol, r.state, r.fields.price]),
     firstRows.map((r) => [r.symbol, "ok", r.fields.price]),
   );
-  assert.equal(await upstreamRequests(), requestsBefore, "no new upstream request");
+  assert.equal(pageRequests(), requestsBefore, "no request of the page's");
+  assert.equal(await page.textContent('[data-stat="upstream_requests"]'), "0", "the page's statistics say so");
+  assert.deepEqual(await page.evaluate(() => window.flashLog), [], "the same prices again: nothing flashed");
 });
 
-test("c. when the upstream server stops, the relay answers stale quotes and rows say so", async () => {
+test("c. when the upstream server stops, the relay pushes stale quotes and rows say so", async () => {
   await page.goto(pageUrl(SHORT_TTL));
-  await waitForRefreshes(1);
+  await waitForUpdates(1);
   await waitForRows("ok", firstRows.length);
+  await waitForConnection("live");
+  const requestsBefore = pageRequests();
 
   await mock.stop();
-  // The page refreshes every TTL; once the relay's quotes expire and the upstream fails, the
-  // relay answers its last quotes marked stale, and the rows say so.
+  // The relay polls every TTL; once its quotes expire and the upstream fails, its batch
+  // answers the last quotes marked stale, which differ from the quotes pushed (stale is part
+  // of a change), so it pushes them, and the rows say so.
   await waitForRows("stale", firstRows.length);
 
   const rows = await readRows();
@@ -448,17 +545,22 @@ test("c. when the upstream server stops, the relay answers stale quotes and rows
     assert.equal(row.fields.price, firstRows[i].fields.price, `${row.symbol} keeps its price`);
     assert.equal(row.fields.name, firstRows[i].fields.name, `${row.symbol} keeps its name`);
     assert.ok(row.badges.includes("stale"), `${row.symbol} has a stale badge`);
+    assert.equal(row.source, "push", `${row.symbol} came over the stream`);
   }
-  assert.equal(await page.getAttribute("#refresh-status", "data-state"), "failed");
+  assert.equal(await page.getAttribute("#quote-status", "data-state"), "failed");
+  assert.equal(await page.getAttribute("#connection", "data-connection"), "live", "the relay itself is there");
+  assert.equal(pageRequests(), requestsBefore, "pushed, not asked");
   assert.equal(await page.isHidden("#fatal"), true, "no fatal error");
 });
 
 test("d. a bad symbol gets an error row, the other rows stay", async () => {
   // The upstream server comes back on its old address, where the relay looks for it.
   mock = await startMock(new URL(mock.url).port);
+  const streamsBefore = streams().length;
+  const requestsBefore = pageRequests();
   await addSymbol("abc", { pressEnter: true });
   await page.waitForSelector('tr[data-symbol="abc"][data-state="error"]');
-  // Upstreams are back: the next refresh brings the other rows back to ok.
+  // Upstreams are back: the relay's next poll pushes the other rows' fresh quotes.
   await page.waitForFunction(
     (n) => document.querySelectorAll('#quotes tbody tr[data-state="ok"]').length === n,
     firstRows.length,
@@ -476,6 +578,10 @@ test("d. a bad symbol gets an error row, the other rows stay", async () => {
     assert.equal(row.state, "ok", `${row.symbol} stays`);
     assert.equal(row.fields.price, firstRows[i].fields.price, `${row.symbol} price`);
   }
+  // No symbol at all: told by the package, never asked, never followed.
+  assert.equal(pageRequests(), requestsBefore, "abc was not asked");
+  assert.equal(streams().length, streamsBefore, "the stream follows the same symbols");
+  assert.equal(await page.getAttribute("#quote-status", "data-state"), "partial");
 });
 
 test("e. selecting a row shows its chart: 6 months of the mock's daily bars, qfq", async () => {
@@ -522,7 +628,8 @@ test("f. hfq and none reprice the same candles with no history request", async (
   assert.equal(none.source, "cache");
   assert.deepEqual(await pressed("chart-adjust"), ["none 不复权"]);
 
-  // The page refreshes its quotes every 2 s meanwhile: that costs no history request either.
+  // The relay pushes quotes meanwhile, and the chart follows them: that costs no history
+  // request either.
   assert.deepEqual(await historyCounts(), before, "no kline request, and the factors were not asked again");
 });
 
@@ -550,7 +657,7 @@ test("h. a reload opens the chart again, painted from IndexedDB with no history 
   const before = await historyCounts();
   await page.goto(pageUrl(LONG_TTL));
   const chart = await waitForChart({ state: "ok", symbol: "sh600000", adjust: "qfq", range: "3Y" });
-  await waitForRefreshes(1);
+  await waitForUpdates(1);
   for (const field of ["period", "start", "end", "bars", "firstDate", "lastDate", "firstClose", "lastClose"]) {
     assert.equal(chart[field], shown[field], field);
   }
@@ -578,9 +685,141 @@ test("i. when no upstream answers for history, the chart says so", async () => {
   }
 });
 
-test("j. screenshot with the chart, and no script error on the page", async () => {
+/** The watchlist's symbols with quotes (all but abc, step d). */
+const quoted = () => firstRows.map((r) => r.symbol);
+
+/** The mock's price now of every quoted symbol: `{ sh600000: 9.07, ... }`. */
+async function mockPrices() {
+  const prices = {};
+  for (const key of quoted()) {
+    prices[key] = (await mockGet(`/__mock/quote/${key}`)).price;
+  }
+  return prices;
+}
+
+/** Waits until every quoted row is in `state` (abc stays an error). */
+async function waitForQuoted(state) {
+  await page.waitForFunction(
+    ([keys, s]) => keys.every((key) => document.querySelector(`tr[data-symbol="${key}"]`)?.dataset.state === s),
+    [quoted(), state],
+  );
+}
+
+test("j. the rows follow the mock's prices with no reload and no request; changed cells flash", async () => {
+  // Today's candle of the selected row follows its quote: raw prices, where it is the quote's.
   await page.click('tr[data-symbol="sh600000"] td.name');
   await waitForChart({ state: "ok", symbol: "sh600000" });
+  await page.click('#chart-adjust button[data-adjust="none"]');
+  await page.click('#chart-range button[data-range="1M"]');
+  await waitForChart({ state: "ok", adjust: "none", range: "1M" });
+  await waitForQuoted("ok");
+  // The statistics panel is painted every 2 s: it catches up with the chart's requests.
+  await page.waitForTimeout(2_500);
+  const before = await readRows();
+  const old = Object.fromEntries(before.map((r) => [r.symbol, Number(r.fields.price)]));
+  const requestsBefore = pageRequests();
+  const streamsBefore = streams().length;
+  const statBefore = await page.textContent('[data-stat="upstream_requests"]');
+  // Anything set on the page now would be gone after a reload.
+  await page.evaluate(() => {
+    window.flashLog = [];
+    window.notReloaded = true;
+  });
+
+  const tick = (await mockGet("/__mock/config")).tick + 1;
+  await mockPost("/__mock/config", { tick });
+  const prices = await mockPrices();
+  // Every price moves with the tick but a suspended stock's (sz000097): it must not flash.
+  const moved = quoted().filter((key) => prices[key] !== old[key]);
+  assert.deepEqual(quoted().filter((key) => !moved.includes(key)), ["sz000097"], "the prices that did not move");
+  // The relay polls every 2 s on the shared clock, and pushes what changed.
+  await waitForPrices(prices);
+
+  const rows = await readRows();
+  for (const key of quoted()) {
+    const row = rows.find((r) => r.symbol === key);
+    const quote = await mockGet(`/__mock/quote/${key}`);
+    assert.equal(row.state, "ok", key);
+    assert.equal(row.source, "push", `${key} was pushed`);
+    const change = quote.price - quote.prev_close;
+    const direction = Math.abs(change) < 1e-9 ? "flat" : change > 0 ? "up" : "down";
+    assert.match(row.priceClass, new RegExp(`\\b${direction}\\b`), `${key} is coloured ${direction}`);
+  }
+  assert.equal(await page.evaluate(() => window.notReloaded), true, "no reload");
+  assert.equal(pageRequests(), requestsBefore, "the page asked for nothing: the quotes were pushed");
+  assert.equal(streams().length, streamsBefore, "on the stream it had open");
+  await page.waitForFunction((text) => document.querySelector('[data-stat="upstream_requests"]').textContent === text, statBefore);
+
+  // Every moved price flashed once, red up or green down, with its new text; only the price,
+  // change and % cells flash.
+  const flashes = await page.evaluate(() => window.flashLog);
+  const priceFlashes = flashes.filter((f) => f.field === "price");
+  assert.deepEqual(
+    priceFlashes.map((f) => [f.symbol, f.flash, Number(f.text)]).sort(),
+    moved.map((key) => [key, prices[key] > old[key] ? "up" : "down", prices[key]]).sort(),
+    "the moved prices flashed",
+  );
+  assert.ok(!flashes.some((f) => f.symbol === "sz000097"), "the suspended stock did not flash");
+  for (const f of flashes) {
+    assert.ok(["price", "change", "change_percent"].includes(f.field), `only price, change and % flash: ${f.field}`);
+  }
+  // The class goes when the animation ends.
+  await page.waitForFunction(() => document.querySelectorAll("#quotes .flash-up, #quotes .flash-down").length === 0);
+
+  // Today's candle is the pushed quote: the mock's bar for today at the new tick.
+  const chart = await waitForChart({ state: "ok", symbol: "sh600000", lastClose: String(prices.sh600000) });
+  await assertChartIsTruth(chart, "sh600000", "none", "1M");
+
+  // "Refresh now": one request for the watchlist, answered past the caches.
+  await page.click("#refresh-now");
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#quotes tbody tr[data-state="ok"][data-source="network"]').length === n,
+    quoted().length,
+  );
+  assert.equal(pageRequests(), requestsBefore + 1, "one batch request");
+  assert.deepEqual(
+    Object.fromEntries((await readRows()).filter((r) => r.state === "ok").map((r) => [r.symbol, Number(r.fields.price)])),
+    prices,
+  );
+});
+
+test("k. the indicator says when the relay goes away, and it comes back live", async () => {
+  assert.equal(await page.getAttribute("#connection", "data-connection"), "live");
+  const shown = await readRows();
+  await page.evaluate(() => {
+    window.connectionLog = [];
+  });
+
+  await relay.stop();
+  // The stream ends with the relay: the browser reconnects every 3 s (the relay's advice), in
+  // vain; after 10 s of that the page says offline.
+  await waitForConnection("reconnecting");
+  await waitForConnection("offline");
+  assert.deepEqual(await page.evaluate(() => window.connectionLog), ["reconnecting", "offline"]);
+  assert.equal(await page.textContent("#connection"), "offline");
+  assert.deepEqual(
+    (await readRows()).map((r) => [r.symbol, r.state, r.fields.price]),
+    shown.map((r) => [r.symbol, r.state, r.fields.price]),
+    "the rows keep the last quotes",
+  );
+
+  // The relay starts again on its old address, where the page's stream looks for it: the
+  // browser's next attempt connects, and the quotes move again.
+  relay = await startRelay(new URL(relay.url).port);
+  await waitForConnection("live");
+  assert.deepEqual(await page.evaluate(() => window.connectionLog), ["reconnecting", "offline", "live"]);
+  await mockPost("/__mock/config", { tick: (await mockGet("/__mock/config")).tick + 1 });
+  await waitForPrices(await mockPrices());
+  await waitForQuoted("ok");
+  for (const row of await readRows()) {
+    assert.equal(row.state, row.symbol === "abc" ? "error" : "ok", row.symbol);
+  }
+});
+
+test("l. screenshot with the chart, and no script error on the page", async () => {
+  await page.click('tr[data-symbol="sh600000"] td.name');
+  await waitForChart({ state: "ok", symbol: "sh600000" });
+  await waitForConnection("live");
   // The chart paints on the next animation frame.
   await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
   fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });

@@ -7,7 +7,8 @@
 // fetched the client answers them from its memory or IndexedDB tier with no request, a reload
 // included. The day in progress is not asked from the history (the client keeps today's
 // provisional bar in memory only, so every reload would fetch it again): its candle is made
-// from the quote the table refreshes, and follows it.
+// from the selected row's quote, and follows it as the relay pushes new quotes (the page
+// hands it over on every paint of the table: `update`).
 //
 // Hooks for tests, on #history-chart: `data-state` (idle, loading, ok, empty, error),
 // `data-symbol`, `data-adjust`, `data-range`, `data-period`, `data-start` and `data-end` (the

@@ -1,4 +1,5 @@
-// The cache statistics panel: what `db.cacheStats()` says after each refresh.
+// The cache statistics panel: what `db.cacheStats()` says, painted every few seconds and after
+// every update of the quotes.
 
 const PHASES = {
   pre_open: "pre-open 盘前",

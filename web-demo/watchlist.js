@@ -1,6 +1,6 @@
-// The watchlist: symbols as the user added them, kept in localStorage across reloads. Once a
-// symbol has been answered it is stored in its canonical form (`sh600000`), so that the
-// cached quotes can be matched to it on the next load.
+// The watchlist: the symbols the user added, kept in localStorage across reloads, in their
+// canonical form (`sh600000`, from `QuantDB.normalizeSymbol`) so that quotes, cached or
+// pushed, are matched to them; an input that is no symbol is kept as typed (its row says why).
 
 const STORAGE_KEY = "quantdb-dashboard.watchlist";
 
