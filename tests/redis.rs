@@ -6,6 +6,8 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/sse.rs"]
+mod sse;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -71,10 +73,27 @@ async fn relay(mock: &MockUpstream, url: &str) -> (QuantDb, String) {
 }
 
 async fn relay_with(mock: &MockUpstream, url: &str, timeout: Duration) -> (QuantDb, String) {
+    relay_on(
+        mock,
+        url,
+        timeout,
+        ManualClock::trading(),
+        RelayConfig::default(),
+    )
+    .await
+}
+
+async fn relay_on(
+    mock: &MockUpstream,
+    url: &str,
+    timeout: Duration,
+    clock: std::sync::Arc<ManualClock>,
+    config: RelayConfig,
+) -> (QuantDb, String) {
     let store = RedisStore::open(url, "test:", Duration::from_secs(600))
         .await
         .unwrap();
-    let db = builder(mock, ManualClock::trading(), None)
+    let db = builder(mock, clock, None)
         .persistent(true)
         .timeout(timeout)
         .store(std::sync::Arc::new(store.clone()))
@@ -82,7 +101,7 @@ async fn relay_with(mock: &MockUpstream, url: &str, timeout: Duration) -> (Quant
         .build()
         .await
         .unwrap();
-    let router = relay::router(db.clone(), &RelayConfig::default()).unwrap();
+    let router = relay::router(db.clone(), &config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = relay::url_of(listener.local_addr().unwrap());
     tokio::spawn(relay::serve(
@@ -264,4 +283,67 @@ async fn a_dead_lease_holder_holds_nobody_up_for_long() {
         1,
         "fetched by the waiting relay once the lease ran out"
     );
+}
+
+/// Push from a fleet: subscribers spread over three relays on one Redis get every change of
+/// their hundred symbols, in order, while the upstream sees one request a window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_of_three_relays_cost_one_request_a_window() {
+    let redis = RedisServer::start(free_port());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let clock = ManualClock::trading();
+    let config = RelayConfig {
+        stream: relay::StreamConfig {
+            poll_every: Some(Duration::from_millis(20)),
+            ..relay::StreamConfig::default()
+        },
+        ..RelayConfig::default()
+    };
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        let timeout = Duration::from_secs(5);
+        relays.push(
+            relay_on(&mock, &redis.url(), timeout, clock.clone(), config.clone())
+                .await
+                .1,
+        );
+    }
+    let symbols = listed_symbols(100);
+    let mut subscribers = Vec::new();
+    for i in 0..30 {
+        let url = format!(
+            "{}/api/v1/stream?symbols={}",
+            relays[i % 3],
+            symbols.join(",")
+        );
+        let mut s = sse::SseClient::open(&url, None).await;
+        assert_eq!(s.take(100).await.len(), 100);
+        subscribers.push(s);
+    }
+    assert_eq!(
+        mock.requests().total,
+        1,
+        "the first snapshot's fetch served the fleet"
+    );
+    for window in 1..=3 {
+        mock.reset_counts();
+        mock.set_tick(window);
+        clock.advance(31);
+        for s in &mut subscribers {
+            let events = s.take(100).await;
+            assert!(events.windows(2).all(|w| w[0].id < w[1].id), "in order");
+            let mut seen: Vec<&str> = events
+                .iter()
+                .map(|e| e.data["symbol"].as_str().unwrap())
+                .collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 100, "every symbol's change, once");
+        }
+        assert_eq!(
+            mock.requests().total,
+            1,
+            "window {window}: one request for three relays"
+        );
+    }
 }

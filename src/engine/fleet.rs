@@ -45,11 +45,19 @@ impl QuantDb {
             }
         }
         let ours = async {
-            if mine.is_empty() {
-                return HashMap::new();
+            // Another client may have stored them between our look at the store and our
+            // claim (it dropped its lease after announcing): look once more.
+            let (mut answers, mine) = self.fresh_in_store(mine).await;
+            if !answers.is_empty() {
+                // Not ours to fetch after all: give the leases back.
+                let taken: Vec<Symbol> = answers.keys().copied().collect();
+                co.announce(&taken).await;
             }
-            let answers = self.fetch_upstream(&mine).await;
-            self.share(co, &mine, &answers).await;
+            if !mine.is_empty() {
+                let fetched = self.fetch_upstream(&mine).await;
+                self.share(co, &mine, &fetched).await;
+                answers.extend(fetched);
+            }
             answers
         };
         let (mut answers, (found, missing)) =
@@ -98,7 +106,6 @@ impl QuantDb {
         mut todo: Vec<Symbol>,
         bound: Duration,
     ) -> (HashMap<Symbol, Answer>, Vec<Symbol>) {
-        let inner = &self.inner;
         let mut found = HashMap::new();
         let rounds = (bound.as_millis() / LOOK_EVERY.as_millis()).max(1);
         for _ in 0..rounds {
@@ -106,25 +113,35 @@ impl QuantDb {
                 break;
             }
             co.wait(LOOK_EVERY).await;
-            let Some(writer) = inner.writer() else { break };
-            let Ok(slots) = writer.store().load(&todo).await else {
-                break;
-            };
-            let now = inner.clock.now();
-            let mut rest = Vec::new();
-            for (s, slot) in todo.iter().zip(slots) {
-                match slot {
-                    Stored::Found(q)
-                        if inner.policy.is_fresh(&inner.calendar, q.fetched_at(), now) =>
-                    {
-                        found.insert(*s, Ok(q.served_from(CacheSource::Disk)));
-                    }
-                    _ => rest.push(*s),
-                }
-            }
+            let (came, rest) = self.fresh_in_store(todo).await;
+            found.extend(came);
             todo = rest;
         }
-        Counters::add(&inner.counters.persistent_hits, found.len());
         (found, todo)
+    }
+
+    /// The quotes of `symbols` the shared store holds fresh, and the symbols it does not.
+    async fn fresh_in_store(&self, symbols: Vec<Symbol>) -> (HashMap<Symbol, Answer>, Vec<Symbol>) {
+        let inner = &self.inner;
+        let mut found = HashMap::new();
+        let slots = match inner.writer() {
+            Some(writer) if !symbols.is_empty() => writer.store().load(&symbols).await,
+            _ => return (found, symbols),
+        };
+        let Ok(slots) = slots else {
+            return (found, symbols);
+        };
+        let now = inner.clock.now();
+        let mut rest = Vec::new();
+        for (s, slot) in symbols.into_iter().zip(slots) {
+            match slot {
+                Stored::Found(q) if inner.policy.is_fresh(&inner.calendar, q.fetched_at(), now) => {
+                    found.insert(s, Ok(q.served_from(CacheSource::Disk)));
+                }
+                _ => rest.push(s),
+            }
+        }
+        Counters::add(&inner.counters.persistent_hits, found.len());
+        (found, rest)
     }
 }

@@ -306,20 +306,25 @@ impl Coordinator for RedisStore {
         hold: Duration,
     ) -> BoxFuture<'a, Result<Vec<bool>, Error>> {
         Box::pin(async move {
-            let mut pipe = redis::pipe();
+            // One script for the whole batch, so that it runs at once: two relays missing the
+            // same chunk do not split it between them (each fetching a part).
+            let script = redis::Script::new(
+                "local out = {} \
+                 for i, key in ipairs(KEYS) do \
+                   out[i] = redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0 \
+                 end \
+                 return out",
+            );
+            let mut invocation = script.prepare_invoke();
             for &s in symbols {
-                pipe.cmd("SET")
-                    .arg(self.0.lease(s))
-                    .arg(&self.0.id)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(hold.as_millis() as u64);
+                invocation.key(self.0.lease(s));
             }
-            let taken: Vec<Option<String>> = self
+            invocation.arg(&self.0.id).arg(hold.as_millis() as u64);
+            let taken: Vec<i64> = self
                 .0
-                .run(|mut c| async move { pipe.query_async(&mut c).await })
+                .run(|mut c| async move { invocation.invoke_async(&mut c).await })
                 .await?;
-            Ok(taken.into_iter().map(|t| t.is_some()).collect())
+            Ok(taken.into_iter().map(|t| t == 1).collect())
         })
     }
 
