@@ -12,7 +12,8 @@
 // outage shows a message; then the push: the mock's prices move and the rows (and today's
 // candle) follow with no reload and no request, the changed cells flash; stopping the relay
 // turns the connection indicator to reconnecting, then offline, and a relay started again on
-// its address brings it back live. A screenshot with the chart goes to artifacts/web-demo.png.
+// its address brings it back live; after a reload the stream's first quotes replace the
+// cache's without flashing. A screenshot with the chart goes to artifacts/web-demo.png.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -816,10 +817,42 @@ test("k. the indicator says when the relay goes away, and it comes back live", a
   }
 });
 
-test("l. screenshot with the chart, and no script error on the page", async () => {
+test("l. after a reload, the stream's newer quotes replace the cache's without flashing", async () => {
+  const shown = Object.fromEntries((await readRows()).filter((r) => r.state === "ok").map((r) => [r.symbol, Number(r.fields.price)]));
+  // The page goes (its stream with it), the prices move meanwhile, and it comes back.
+  await page.goto("about:blank");
+  await mockPost("/__mock/config", { tick: (await mockGet("/__mock/config")).tick + 1 });
+  const prices = await mockPrices();
+  // Until the relay's cache has them (its quotes of the old tick expire within its TTL), so
+  // that the stream's first quotes are the new ones.
+  const relayHasMoved = async () => {
+    const entries = await (await fetch(`${relay.url}/api/v1/realtime?symbols=${quoted().join(",")}`)).json();
+    return entries.every((q) => q.current_price === prices[q.exchange.toLowerCase() + q.symbol]);
+  };
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await relayHasMoved())) {
+    assert.ok(Date.now() < deadline, "the relay did not see the new prices in time");
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  await page.goto(pageUrl(LONG_TTL));
+  await waitForPrices(prices);
+
+  const cachedPaint = (await page.evaluate(() => window.statusLog)).find((entry) => entry.state === "cached");
+  assert.ok(cachedPaint, "the cache painted first");
+  assert.deepEqual(
+    cachedPaint.rows.filter((r) => r.symbol !== "abc").map((r) => [r.symbol, r.source]),
+    quoted().map((key) => [key, "disk"]),
+  );
+  assert.ok(quoted().some((key) => prices[key] !== shown[key]), "the prices moved while the page was away");
+  assert.deepEqual(await page.evaluate(() => window.flashLog), [], "the first quotes after the cache's do not flash");
+});
+
+test("m. screenshot with the chart, and no script error on the page", async () => {
   await page.click('tr[data-symbol="sh600000"] td.name');
   await waitForChart({ state: "ok", symbol: "sh600000" });
   await waitForConnection("live");
+  // Not in the middle of a flash.
+  await page.waitForFunction(() => document.querySelectorAll("#quotes .flash-up, #quotes .flash-down").length === 0);
   // The chart paints on the next animation frame.
   await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
   fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });

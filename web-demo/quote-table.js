@@ -7,8 +7,9 @@
 //   error   an error (a bad symbol, or no upstream and nothing cached)
 //   loading nothing yet
 // Rows are updated in place: a row keeps its element from one paint to the next, and a price,
-// change or percentage that changes flashes its cell (`flash-up` red, `flash-down` green, as
-// the value moved) for the length of the animation; a row's first quote does not flash.
+// change or percentage that changes from one live answer (pushed, or asked) to the next
+// flashes its cell (`flash-up` red, `flash-down` green, as the value moved) for the length of
+// the animation; a row's first quote, and the first answer after the cache's paint, do not.
 // A row is selected by a click, or by Enter or Space when it has the focus (rows are in the
 // tab order); the selected row has `aria-selected="true"`.
 // Hooks for tests: rows carry `data-symbol`, `data-state`, `data-source` (memory, disk,
@@ -129,8 +130,13 @@ function flash(cell, dir) {
   cell.flashTimer = setTimeout(() => cell.classList.remove(...FLASH_CLASSES), FLASH_FALLBACK_MS);
 }
 
-/** Updates the cells of `tr`, which shows `before`, to show `row.quote`. */
-function updateQuoteCells(tr, row, before) {
+/**
+ * Updates the cells of `tr`, which shows the quote `before` from `beforeSource`, to show
+ * `row.quote`. Values flash only when they change from a live answer: not when the first
+ * answer replaces what the cache painted on load (that may be days old).
+ */
+function updateQuoteCells(tr, row, before, beforeSource) {
+  const flashes = beforeSource === "push" || beforeSource === "network";
   const q = row.quote;
   const cells = tr.cells;
   cells[0].replaceChildren(q.symbol, " ", el("span", { class: "exchange" }, q.exchange));
@@ -147,7 +153,7 @@ function updateQuoteCells(tr, row, before) {
     }
     cell.textContent = text;
     const name = FLASHING[field];
-    if (name && before[name] !== q[name]) {
+    if (flashes && name && before[name] !== q[name]) {
       flash(cell, q[name] > before[name] ? "up" : "down");
     }
   });
@@ -211,7 +217,7 @@ function updateRow(tr, row, selected) {
   const before = tr.shown;
   if (row.quote && before?.quote) {
     if (before.quote !== row.quote) {
-      updateQuoteCells(tr, row, before.quote);
+      updateQuoteCells(tr, row, before.quote, before.source);
     } else if (before.source !== row.source) {
       tr.cells[10].replaceChildren(sourceMark(row.source));
     }
