@@ -25,9 +25,24 @@ pub(crate) struct Counters {
     pub history_misses: AtomicU64,
     pub history_bars_fetched: AtomicU64,
     pub history_upstream_requests: AtomicU64,
+    /// Requests and failures per provider, in [`crate::Provider`] order (sina, tencent,
+    /// eastmoney, relay).
+    pub by_provider: [(AtomicU64, AtomicU64); 4],
 }
 
 impl Counters {
+    /// One more request to `provider`.
+    pub fn request(&self, provider: crate::Provider) {
+        Self::add(&self.upstream_requests, 1);
+        Self::add(&self.by_provider[provider as usize].0, 1);
+    }
+
+    /// One more failed request to `provider`.
+    pub fn failure(&self, provider: crate::Provider) {
+        Self::add(&self.upstream_failures, 1);
+        Self::add(&self.by_provider[provider as usize].1, 1);
+    }
+
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }

@@ -623,3 +623,36 @@ async fn history_through_the_relay() {
 fn clock_date() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
 }
+
+/// `GET /metrics`: the Prometheus text format, with requests by route and status, upstream
+/// requests by provider and cache lookups by tier, exact.
+#[tokio::test]
+async fn metrics_in_the_prometheus_format() {
+    let (mock, relay) = setup(RelayConfig::default()).await;
+    for _ in 0..2 {
+        get(&format!("{}/api/v1/realtime/600000", relay.url)).await;
+    }
+    get(&format!("{}/api/v1/realtime/nope", relay.url)).await;
+    let r = reqwest::get(format!("{}/metrics", relay.url))
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("openmetrics-text"));
+    let text = r.text().await.unwrap();
+    for line in [
+        r#"quantdb_http_requests_total{endpoint="/api/v1/realtime/{symbol}",status="200"} 2"#,
+        r#"quantdb_http_requests_total{endpoint="/api/v1/realtime/{symbol}",status="400"} 1"#,
+        r#"quantdb_upstream_requests_total{provider="sina"} 1"#,
+        r#"quantdb_upstream_failures_total{provider="sina"} 0"#,
+        r#"quantdb_cache_lookups_total{tier="memory"} 1"#,
+        r#"quantdb_cache_lookups_total{tier="miss"} 1"#,
+        "quantdb_stale_served_total 0",
+        "quantdb_push_subscribers 0",
+        "quantdb_persistent_available 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
+    assert_eq!(mock.requests().total, 1);
+}

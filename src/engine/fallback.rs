@@ -97,25 +97,25 @@ impl QuantDb {
         let phase = inner.calendar.phase(fetched_at);
         body.and_then(|body| up.provider.answers(&body, fetched_at, phase))
             .inspect_err(|e| {
-                Counters::add(&inner.counters.upstream_failures, 1);
+                inner.counters.failure(up.provider);
                 tracing::debug!("{e}");
             })
     }
 
-    /// Sends one request to `provider` within the engine's bound on concurrent requests and
+    /// Sends one request to `which` within the engine's bound on concurrent requests and
     /// its timeout: the body of a `200` answer, or the failure as the provider's error.
     pub(super) async fn get(
         &self,
-        provider: Provider,
+        which: Provider,
         request: &HttpRequest,
     ) -> Result<Vec<u8>, Error> {
         let inner = &self.inner;
-        let provider = provider.name().to_string();
+        let provider = which.name().to_string();
         let _permit = inner.permits.acquire().await.map_err(|_| Error::Upstream {
             provider: provider.clone(),
             message: "client is shutting down".into(),
         })?;
-        Counters::add(&inner.counters.upstream_requests, 1);
+        inner.counters.request(which);
         match inner.transport.get(request, inner.timeout).await {
             Ok(resp) if resp.status == 200 => Ok(resp.body),
             // A relay says what failed, with one of our codes: keep it.

@@ -822,7 +822,7 @@ impl QuantDb {
                     message: format!("{symbol}: {message}"),
                 })
             })
-            .inspect_err(|_| Counters::add(&self.inner.counters.upstream_failures, 1))
+            .inspect_err(|_| self.inner.counters.failure(up.provider))
         }))
         .await;
         let n = pages.len();
@@ -862,7 +862,7 @@ impl QuantDb {
             match answer {
                 Ok(table) => return Ok(table.unwrap_or_default()),
                 Err(e) => {
-                    Counters::add(&self.inner.counters.upstream_failures, 1);
+                    self.inner.counters.failure(up.provider);
                     errors.push(e)
                 }
             }

@@ -304,6 +304,23 @@ impl QuantDb {
         }
     }
 
+    /// Upstream requests and failed ones so far, per provider (for the relay's metrics).
+    pub fn upstream_counts(&self) -> Vec<(Provider, u64, u64)> {
+        let by = &self.inner.counters.by_provider;
+        [
+            Provider::Sina,
+            Provider::Tencent,
+            Provider::Eastmoney,
+            Provider::Relay,
+        ]
+        .into_iter()
+        .map(|p| {
+            let (requests, failures) = &by[p as usize];
+            (p, Counters::get(requests), Counters::get(failures))
+        })
+        .collect()
+    }
+
     /// The market phase now, on the client's clock.
     pub fn market_phase(&self) -> crate::calendar::MarketPhase {
         self.inner.calendar.phase(self.inner.clock.now())

@@ -15,7 +15,8 @@
 //!   `{symbol, factors: [[date, factor], ...]}`.
 //! - `GET /api/v1/stream?symbols=...` (or `POST` with the list): the quotes pushed as
 //!   Server-Sent Events (see [`stream`]).
-//! - `GET /api/v1/stats`: the cache statistics. `GET /healthz`: `{"status": "ok"}`.
+//! - `GET /api/v1/stats`: the cache statistics. `GET /healthz`: `{"status": "ok"}` (or
+//!   `degraded`, still 200, while the shared tier is unavailable). `GET /metrics`: Prometheus.
 //!
 //! Upstream addresses come from the relay's configuration only: no request can make it fetch
 //! an address of its choosing (unknown query parameters are refused).
@@ -39,6 +40,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
+mod metrics;
 pub mod stream;
 
 use crate::history::{self, HistoryRequest};
@@ -79,6 +81,7 @@ struct App {
     db: QuantDb,
     max_symbols: usize,
     hub: std::sync::Arc<stream::Hub>,
+    metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 /// A request-level error: `{ "error": message, "code": code }`.
@@ -161,10 +164,12 @@ pub fn router_with_streams(db: QuantDb, config: &RelayConfig) -> Result<(Router,
         .max_age(Duration::from_secs(600));
     let hub = stream::Hub::new(db.clone(), config.stream.clone());
     let streams = hub.handle();
+    let counters = std::sync::Arc::new(metrics::Metrics::default());
     let app = App {
         db,
         max_symbols: config.max_symbols,
         hub,
+        metrics: counters.clone(),
     };
     let router = Router::new()
         .route("/api/v1/realtime", get(batch_get).post(batch_post))
@@ -174,6 +179,7 @@ pub fn router_with_streams(db: QuantDb, config: &RelayConfig) -> Result<(Router,
         .route("/api/v1/stream", get(stream_get).post(stream_post))
         .route("/api/v1/stats", get(stats))
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             refuse(
@@ -183,6 +189,10 @@ pub fn router_with_streams(db: QuantDb, config: &RelayConfig) -> Result<(Router,
             )
         })
         .with_state(app)
+        .route_layer(axum::middleware::from_fn_with_state(
+            counters,
+            metrics::count,
+        ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             (config.client_timeout, config.max_body_bytes),
