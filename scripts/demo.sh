@@ -3,13 +3,18 @@
 # web-demo/ with the page's dependencies (web-demo/package.json: lightweight-charts, from the
 # npm cache when it has it), starts the mock upstream, a relay in front of it (with a
 # temporary cache dir) and a static server for the page, prints the dashboard's URL, and stops
-# them all on Ctrl-C. The mock runs on the real time (only the tests stop its clock).
+# them all on Ctrl-C. The mock runs on the real time (only the tests stop its clock); its
+# prices move every TICK_SECS (the mock's tick; 0 keeps them still), and the relay pushes them
+# to the page once per its TTL window (RELAY_TTL_SECS, both TTLs; default the relay's own,
+# 30 s in sessions and 60 s outside them; no poll at all on a day the exchange is closed).
 # Ports: MOCK_PORT (18080), RELAY_PORT (8650), WEB_PORT (8000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOCK_PORT=${MOCK_PORT:-18080}
 RELAY_PORT=${RELAY_PORT:-8650}
 WEB_PORT=${WEB_PORT:-8000}
+TICK_SECS=${TICK_SECS:-5}
+RELAY_TTL_SECS=${RELAY_TTL_SECS:-}
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 tarball=artifacts/quantdb-$version.tgz
@@ -55,12 +60,29 @@ start() {
 start mock "mock upstream listening on" target/debug/mock_upstream --port "$MOCK_PORT"
 mock=$url
 export QUANTDB_SINA_URL=$mock QUANTDB_TENCENT_URL=$mock QUANTDB_EASTMONEY_URL=$mock
-start relay "quantdb relay listening on" target/debug/quantdb --cache-dir "$workdir/cache" serve --port "$RELAY_PORT"
+ttl_args=()
+if [ -n "$RELAY_TTL_SECS" ]; then
+  ttl_args=(--ttl-trading-secs "$RELAY_TTL_SECS" --ttl-closed-secs "$RELAY_TTL_SECS")
+fi
+start relay "quantdb relay listening on" target/debug/quantdb --cache-dir "$workdir/cache" "${ttl_args[@]}" serve --port "$RELAY_PORT"
 relay=$url
+if [ "$TICK_SECS" != 0 ]; then
+  # The market moves: the mock's tick goes up by one every TICK_SECS.
+  node -e '
+    const [url, secs] = process.argv.slice(1);
+    let tick = 0;
+    setInterval(() => {
+      tick += 1;
+      fetch(`${url}/__mock/config`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ tick }) })
+        .catch(() => process.exit(0));
+    }, Number(secs) * 1000);
+  ' "$mock" "$TICK_SECS" &
+  pids+=("$!")
+fi
 start web "static server listening on" node scripts/static-server.mjs web-demo "$WEB_PORT"
 web=$url
 
-echo "mock upstream  $mock"
+echo "mock upstream  $mock (prices move every ${TICK_SECS} s; 0: never)"
 echo "relay          $relay"
 echo
 echo "dashboard      $web/?relay=$relay"
