@@ -32,7 +32,10 @@ const SCREENSHOT = path.join(ROOT, "artifacts/web-demo.png");
 // playwright-core is a dependency of the scripts (scripts/package.json).
 const { chromium } = createRequire(path.join(ROOT, "scripts/package.json"))("playwright-core");
 
-/** The relay's TTL (it polls its upstreams this often for the streams), and the page's in the steps that wait for quotes to expire. */
+/**
+ * The relay's TTL (it polls the mock this often for the streams), and the page's in the steps
+ * that wait for quotes to expire.
+ */
 const SHORT_TTL = 2;
 /** The page's TTL in the steps that must not see quotes expire. */
 const LONG_TTL = 600;
