@@ -186,14 +186,14 @@ async fn last_event_id_resumes_without_a_gap() {
     let mut watcher = SseClient::open(&url, None).await;
     watcher.take(2).await;
     let mut client = SseClient::open(&url, None).await;
-    let seen = client.take(2).await[1].id.unwrap();
+    let seen = client.take(2).await[1].raw_id.clone().unwrap();
     drop(client);
     next_window(&mock, &clock, 1);
     let missed = watcher.take(2).await;
     next_window(&mock, &clock, 2);
     let missed_too = watcher.take(2).await;
 
-    let mut back = SseClient::open(&url, Some(seen)).await;
+    let mut back = SseClient::open(&url, Some(&seen)).await;
     let replayed = back.take(4).await;
     let ids = |events: &[SseEvent]| events.iter().map(|e| e.id.unwrap()).collect::<Vec<_>>();
     assert_eq!(
@@ -210,10 +210,23 @@ async fn last_event_id_resumes_without_a_gap() {
             .collect::<Vec<_>>()
     );
     // An id the relay no longer knows: the current quotes again.
-    let mut fresh = SseClient::open(&url, Some(1_000_000)).await;
+    let epoch = seen.split_once('-').unwrap().0;
+    let mut fresh = SseClient::open(&url, Some(&format!("{epoch}-1000000"))).await;
     let again = fresh.take(2).await;
     assert_eq!(
         again[0].data["current_price"],
+        mock.market_quote("sh600000").unwrap().price
+    );
+    // An id of another relay, or of this one before a restart (its sequence still small):
+    // the current quotes, not a replay from a sequence that means nothing here.
+    let mut other = SseClient::open(&url, Some("12345-1")).await;
+    let current = other.take(2).await;
+    assert!(
+        current.iter().all(|e| e.id == again[0].id),
+        "the current quotes, with the last id"
+    );
+    assert_eq!(
+        current[0].data["current_price"],
         mock.market_quote("sh600000").unwrap().price
     );
 }

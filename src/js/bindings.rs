@@ -401,20 +401,17 @@ extern "C" {
 pub struct Subscription {
     source: Option<web_sys::EventSource>,
     closed: std::rc::Rc<std::cell::Cell<bool>>,
-    on_status: Option<js_sys::Function>,
     _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
 }
 
 #[wasm_bindgen]
 impl Subscription {
-    /// Ends the subscription: no more callbacks.
+    /// Ends the subscription: no more callbacks (`onStatus` included: "closed" only ever
+    /// says that the browser gave up the stream).
     pub fn close(&mut self) {
         if !self.closed.replace(true) {
             if let Some(source) = self.source.take() {
                 source.close();
-            }
-            if let Some(f) = &self.on_status {
-                let _ = f.call1(&JsValue::NULL, &"closed".into());
             }
         }
     }
@@ -486,7 +483,6 @@ impl QuantDB {
             return Ok(Subscription {
                 source: None,
                 closed,
-                on_status,
                 _listeners: Vec::new(),
             });
         };
@@ -540,7 +536,6 @@ impl QuantDB {
         Ok(Subscription {
             source: Some(source),
             closed,
-            on_status,
             _listeners: listeners,
         })
     }

@@ -78,7 +78,10 @@ export interface FetchOptions {
 export interface SubscribeOptions {
   /** A symbol's error (an invalid symbol, an upstream failure). */
   onError?: (error: SymbolError) => void;
-  /** The connection: "live", "reconnecting" (in relay mode, while the EventSource retries), "closed". */
+  /**
+   * The connection: "live", "reconnecting" (in relay mode, while the EventSource retries),
+   * "closed" (the browser gave the stream up). Not called for the app's own `close()`.
+   */
   onStatus?: (status: "live" | "reconnecting" | "closed") => void;
 }
 

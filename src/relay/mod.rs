@@ -407,9 +407,7 @@ impl App {
             Ok(symbols) => symbols.into_iter().map(String::from).collect(),
             Err((code, message)) => return refuse(StatusCode::BAD_REQUEST, code, message),
         };
-        let last_id = (headers.get("last-event-id"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+        let last_id = (headers.get("last-event-id")).and_then(|v| v.to_str().ok());
         match self.hub.subscribe(symbols, last_id).await {
             Ok(sse) => sse.into_response(),
             Err(why) => refuse(

@@ -8,9 +8,10 @@
 //!   once a TTL window during sessions (the TTL in force outside them, not at all while the
 //!   market is closed for the day), as one batch: one upstream request per chunk per window,
 //!   however many subscribers.
-//! - Every event has an `id:`, and the first one `retry:` advice. A client reconnecting with
-//!   `Last-Event-ID` gets the events it missed while they are in the hub's recent window,
-//!   else the current quotes again. A comment every 15 s keeps quiet connections open.
+//! - Every event has an `id:` (`<epoch>-<sequence>`: the epoch tells this relay process
+//!   from another, or from its own earlier run), and the first one `retry:` advice. A client
+//!   reconnecting with `Last-Event-ID` gets the events it missed while they are in the hub's
+//!   recent window; with an id of another relay or run, or too old, the current quotes again. A comment every 15 s keeps quiet connections open.
 //! - Bounds: `max_streams` streams, the relay's `max_symbols` per stream, and per subscriber
 //!   `stream_buffer` events waiting beyond one change of each of its symbols: a subscriber
 //!   too slow to read gets a final `event: error` (code `too_slow`) and is disconnected, and
@@ -70,12 +71,21 @@ struct Item {
 }
 
 impl Item {
-    fn event(&self) -> Event {
+    /// The event, its id `<epoch>-<sequence>` (the epoch tells this relay process's ids from
+    /// another's, or a restarted one's).
+    fn event(&self, epoch: u64) -> Event {
         Event::default()
-            .id(self.id.to_string())
+            .id(format!("{epoch}-{}", self.id))
             .event(self.kind)
             .data(&*self.data)
     }
+}
+
+/// The sequence number of an event id of this relay (`<epoch>-<sequence>`); `None` for
+/// another relay's (or an older run's) id.
+fn sequence_of(id: &str, epoch: u64) -> Option<u64> {
+    let (e, seq) = id.trim().split_once('-')?;
+    (e.parse() == Ok(epoch)).then(|| seq.parse().ok()).flatten()
 }
 
 struct Subscriber {
@@ -102,6 +112,8 @@ struct State {
 pub struct Hub {
     db: QuantDb,
     config: StreamConfig,
+    /// Tells this process's event ids from those of another relay or an earlier run.
+    epoch: u64,
     state: Mutex<State>,
     closing: watch::Sender<bool>,
 }
@@ -128,9 +140,14 @@ fn json<T: serde::Serialize>(value: &T) -> Arc<str> {
 
 impl Hub {
     pub(super) fn new(db: QuantDb, config: StreamConfig) -> Arc<Hub> {
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64)
+            ^ u64::from(std::process::id()) << 40;
         Arc::new(Hub {
             db,
             config,
+            epoch,
             state: Mutex::default(),
             closing: watch::Sender::new(false),
         })
@@ -150,11 +167,12 @@ impl Hub {
     pub(super) async fn subscribe(
         self: &Arc<Self>,
         inputs: Vec<String>,
-        last_id: Option<u64>,
+        last_id: Option<&str>,
     ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, &'static str> {
         if *self.closing.borrow() {
             return Err("closing");
         }
+        let last_id = last_id.and_then(|id| sequence_of(id, self.epoch));
         let symbols: HashSet<Symbol> = inputs
             .iter()
             .filter_map(|s| Symbol::parse(s).ok())
@@ -219,11 +237,12 @@ impl Hub {
                 }
             },
         );
+        let epoch = self.epoch;
         let events = stream::iter(first)
             .chain(live)
             .enumerate()
-            .map(|(i, item)| {
-                let event = item.event();
+            .map(move |(i, item)| {
+                let event = item.event(epoch);
                 Ok(if i == 0 { event.retry(RETRY) } else { event })
             });
         Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT)))

@@ -8,7 +8,10 @@ use serde_json::Value;
 /// One event as a client reads it.
 #[derive(Debug, Clone)]
 pub struct SseEvent {
+    /// The sequence part of the id (`<epoch>-<sequence>`).
     pub id: Option<u64>,
+    /// The whole id, as `Last-Event-ID` sends it back.
+    pub raw_id: Option<String>,
     pub event: String,
     pub data: Value,
     pub retry: Option<u64>,
@@ -22,10 +25,10 @@ pub struct SseClient {
 }
 
 impl SseClient {
-    pub async fn open(url: &str, last_id: Option<u64>) -> SseClient {
+    pub async fn open(url: &str, last_id: Option<&str>) -> SseClient {
         let mut request = reqwest::Client::new().get(url);
         if let Some(id) = last_id {
-            request = request.header("Last-Event-ID", id.to_string());
+            request = request.header("Last-Event-ID", id);
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -48,6 +51,7 @@ impl SseClient {
                 let block = String::from_utf8(bytes).unwrap();
                 let mut event = SseEvent {
                     id: None,
+                    raw_id: None,
                     event: "message".into(),
                     data: Value::Null,
                     retry: None,
@@ -56,7 +60,10 @@ impl SseClient {
                 for line in block.lines() {
                     match line.split_once(':') {
                         Some(("", _)) => {} // a comment (the heartbeat)
-                        Some(("id", v)) => event.id = v.trim().parse().ok(),
+                        Some(("id", v)) => {
+                            event.raw_id = Some(v.trim().to_string());
+                            event.id = v.trim().split_once('-').and_then(|(_, n)| n.parse().ok());
+                        }
                         Some(("event", v)) => event.event = v.trim().to_string(),
                         Some(("retry", v)) => event.retry = v.trim().parse().ok(),
                         Some(("data", v)) => data.push_str(v.trim_start()),
