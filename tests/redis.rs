@@ -347,3 +347,87 @@ async fn subscribers_of_three_relays_cost_one_request_a_window() {
         );
     }
 }
+
+/// Redis stopped and started again in the middle of a load on two relays: not one failed
+/// request or entry, and the relays share through Redis again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_while_redis_goes_down_and_comes_back_under_load() {
+    let redis = RedisServer::start(free_port());
+    let port = redis.port;
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    mock.set_latency(Duration::from_millis(20));
+    let (a_db, a) = relay(&mock, &redis.url()).await;
+    let (b_db, b) = relay(&mock, &redis.url()).await;
+    let symbols = listed_symbols(2_000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..6 {
+        let (base, symbols, stop) = (
+            if worker % 2 == 0 {
+                a.clone()
+            } else {
+                b.clone()
+            },
+            symbols.clone(),
+            stop.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut asked, mut failed) = (0, Vec::new());
+            let mut i = worker * 37;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Fresh symbols each time: misses that go to Redis and the upstream.
+                let batch: Vec<&str> = (0..25)
+                    .map(|k| symbols[(i + k) % symbols.len()].as_str())
+                    .collect();
+                i += 25;
+                let url = format!("{base}/api/v1/realtime?symbols={}", batch.join(","));
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        let body: Value =
+                            serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+                        for entry in body.as_array().unwrap() {
+                            asked += 1;
+                            if !entry["current_price"].is_number() {
+                                failed.push(entry.to_string());
+                            }
+                        }
+                    }
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (asked, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.stop();
+    // The relays notice while serving the load.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !(a_db.cache_stats().persistent_unavailable
+            && b_db.cache_stats().persistent_unavailable)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both relays see Redis gone");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _back = RedisServer::start(port);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while a_db.cache_stats().persistent_unavailable || b_db.cache_stats().persistent_unavailable
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the relays reconnect under load");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for task in load {
+        let (asked, failed) = task.await.unwrap();
+        assert!(failed.is_empty(), "failed entries: {failed:?}");
+        total += asked;
+    }
+    assert!(total > 500, "a load, not a trickle: {total} entries");
+}

@@ -109,7 +109,8 @@ impl QuantDb {
         let mut found = HashMap::new();
         let rounds = (bound.as_millis() / LOOK_EVERY.as_millis()).max(1);
         for _ in 0..rounds {
-            if todo.is_empty() {
+            // Redis gone meanwhile: nobody will announce; fetch now rather than wait.
+            if todo.is_empty() || !co.is_available() {
                 break;
             }
             co.wait(LOOK_EVERY).await;
