@@ -6,10 +6,11 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/redis_server.rs"]
+mod redis_server;
 #[path = "support/sse.rs"]
 mod sse;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{builder, listed_symbols, ManualClock};
@@ -17,55 +18,8 @@ use mock_upstream::{MockConfig, MockUpstream};
 use quantdb::native::RedisStore;
 use quantdb::relay::{self, RelayConfig};
 use quantdb::QuantDb;
+use redis_server::{free_port, RedisServer};
 use serde_json::Value;
-
-/// A redis-server of its own, on `port`, keeping nothing on disk.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server; scripts/install-toolchain.sh installs it)");
-        let server = RedisServer { child, port };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A relay on the mock whose persistent tier and coordinator is the Redis at `url`.
 async fn relay(mock: &MockUpstream, url: &str) -> (QuantDb, String) {

@@ -480,3 +480,61 @@ async fn watch_prints_json_lines_until_sigterm() {
     let slots = quantdb::Store::load(&store, &[key]).await.unwrap();
     assert!(matches!(slots[0], quantdb::Stored::Found(_)), "{slots:?}");
 }
+
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
+/// Two relay processes on one Redis: the first is killed (SIGKILL) while it holds the lease of
+/// a symbol it is fetching; the second fetches it itself once its wait for the lease is over,
+/// and nothing hangs.
+#[tokio::test]
+async fn a_relay_killed_while_holding_leases_holds_up_nobody() {
+    let redis = redis_server::RedisServer::start(redis_server::free_port());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    mock.set_latency(std::time::Duration::from_millis(1500));
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let relay = |timeout: &'static str| {
+        let url = url.clone();
+        let (mock, dir) = (&mock, dir.path());
+        async move {
+            start_relay(
+                mock,
+                dir,
+                &["--port", "0", "--redis", &url, "--timeout-ms", timeout],
+            )
+            .await
+        }
+    };
+    let (mut doomed, a) = relay("5000").await;
+    let (_survivor, b) = relay("2000").await;
+    // The first relay takes the lease and fetches (slowly); it dies mid-fetch.
+    let asked = tokio::spawn(reqwest::get(format!("{a}/api/v1/realtime/600000")));
+    while mock.requests().total == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    doomed.kill().await.unwrap();
+    assert!(
+        asked.await.unwrap().is_err(),
+        "the killed relay's client sees the connection drop"
+    );
+    // The second finds the lease taken, waits at most twice its own timeout, then fetches.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        reqwest::get(format!("{b}/api/v1/realtime/600000")),
+    )
+    .await
+    .expect("nothing hangs")
+    .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let quote: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        quote["current_price"],
+        mock.market_quote("sh600000").unwrap().price
+    );
+    assert_eq!(
+        mock.requests().total,
+        2,
+        "the dead relay's request, and the survivor's own"
+    );
+}
