@@ -282,17 +282,27 @@ pub fn url_of(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
+/// The 400 for a path that does not end with one symbol.
+fn no_symbol() -> Response {
+    refuse(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "the path must end with one symbol",
+    )
+}
+
+/// A symbol's error with its status.
+fn symbol_error(symbol: String, e: &Error) -> Response {
+    (status_of(e), Json(SymbolError::new(symbol, e))).into_response()
+}
+
 async fn one(State(app): State<App>, symbol: Result<Path<String>, PathRejection>) -> Response {
     let Ok(Path(symbol)) = symbol else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the path must end with one symbol",
-        );
+        return no_symbol();
     };
     match app.db.get_realtime_data(&symbol).await {
         Ok(quote) => Json(quote).into_response(),
-        Err(e) => (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+        Err(e) => symbol_error(symbol, &e),
     }
 }
 
@@ -508,7 +518,7 @@ async fn history(
     };
     let request = match query.request() {
         Ok(r) => r,
-        Err(e) => return (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+        Err(e) => return symbol_error(symbol, &e),
     };
     if query.raw == Some(1) {
         let (Some(start), Some(end)) = (request.start, request.end) else {
@@ -523,7 +533,7 @@ async fn history(
             // Said inside a 200, so that the client reads it as "not known" rather than as
             // a failed relay.
             Err(e @ Error::NotFound { .. }) => Json(SymbolError::new(symbol, &e)).into_response(),
-            Err(e) => (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+            Err(e) => symbol_error(symbol, &e),
         };
     }
     match app.db.get_stock_data(&symbol, request).await {
@@ -534,23 +544,19 @@ async fn history(
             "bars": bars,
         }))
         .into_response(),
-        Err(e) => (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+        Err(e) => symbol_error(symbol, &e),
     }
 }
 
 async fn factors(State(app): State<App>, symbol: Result<Path<String>, PathRejection>) -> Response {
     let Ok(Path(symbol)) = symbol else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the path must end with one symbol",
-        );
+        return no_symbol();
     };
     match app.db.get_factors(&symbol).await {
         Ok(table) => {
             Json(serde_json::json!({ "symbol": symbol, "factors": table.rows() })).into_response()
         }
-        Err(e) => (status_of(&e), Json(SymbolError::new(symbol, &e))).into_response(),
+        Err(e) => symbol_error(symbol, &e),
     }
 }
 
