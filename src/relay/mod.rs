@@ -317,23 +317,8 @@ async fn batch_get(
     query: Result<Query<BatchQuery>, QueryRejection>,
 ) -> Response {
     match query {
-        Ok(Query(q)) => {
-            app.batch(
-                q.symbols
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty()),
-            )
-            .await
-        }
-        Err(e) => refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!(
-                "expected ?symbols=000001,600000 and nothing else: {}",
-                e.body_text()
-            ),
-        ),
+        Ok(Query(q)) => app.batch(split_symbols(&q.symbols)).await,
+        Err(e) => refuse_query(e),
     }
 }
 
@@ -358,20 +343,44 @@ async fn batch_post(
         Ok(Json(
             SymbolsBody::List(list) | SymbolsBody::Object(SymbolsObject { symbols: list }),
         )) => app.batch(list.iter().map(String::as_str)).await,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => refuse(
+        Err(e) => refuse_body(e),
+    }
+}
+
+/// The 4xx for a symbols body that is not a JSON list (or too large).
+fn refuse_body(e: JsonRejection) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "request body too large",
-        ),
-        Err(e) => refuse(
-            e.status(),
-            "bad_request",
-            format!(
-                "expected a JSON list of symbols or {{\"symbols\": [...]}}: {}",
-                e.body_text()
-            ),
-        ),
+        );
     }
+    refuse(
+        e.status(),
+        "bad_request",
+        format!(
+            "expected a JSON list of symbols or {{\"symbols\": [...]}}: {}",
+            e.body_text()
+        ),
+    )
+}
+
+/// The 400 for a query that is not `?symbols=...` alone.
+fn refuse_query(e: QueryRejection) -> Response {
+    refuse(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!(
+            "expected ?symbols=000001,600000 and nothing else: {}",
+            e.body_text()
+        ),
+    )
+}
+
+/// The symbols of `?symbols=000001, 600000,` (blanks left out).
+fn split_symbols(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
 impl App {
@@ -438,22 +447,8 @@ async fn stream_get(
     query: Result<Query<BatchQuery>, QueryRejection>,
 ) -> Response {
     match query {
-        Ok(Query(q)) => {
-            let symbols = q
-                .symbols
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty());
-            app.stream(symbols, &headers).await
-        }
-        Err(e) => refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!(
-                "expected ?symbols=000001,600000 and nothing else: {}",
-                e.body_text()
-            ),
-        ),
+        Ok(Query(q)) => app.stream(split_symbols(&q.symbols), &headers).await,
+        Err(e) => refuse_query(e),
     }
 }
 
@@ -466,14 +461,7 @@ async fn stream_post(
         Ok(Json(
             SymbolsBody::List(list) | SymbolsBody::Object(SymbolsObject { symbols: list }),
         )) => app.stream(list.iter().map(String::as_str), &headers).await,
-        Err(e) => refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!(
-                "expected a JSON list of symbols or {{\"symbols\": [...]}}: {}",
-                e.body_text()
-            ),
-        ),
+        Err(e) => refuse_body(e),
     }
 }
 
