@@ -433,8 +433,10 @@ impl App {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too_many_streams",
                 match why {
-                    "closing" => "the relay is shutting down".to_string(),
-                    _ => "the relay has as many streams open as it serves: try again later".into(),
+                    stream::Refused::Closing => "the relay is shutting down",
+                    stream::Refused::Full => {
+                        "the relay has as many streams open as it serves: try again later"
+                    }
                 },
             ),
         }

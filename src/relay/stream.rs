@@ -108,6 +108,15 @@ struct State {
     polling: bool,
 }
 
+/// Why a stream was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The relay is shutting down.
+    Closing,
+    /// `max_streams` are open.
+    Full,
+}
+
 /// The streams of one relay and their shared poll.
 pub struct Hub {
     db: QuantDb,
@@ -168,9 +177,9 @@ impl Hub {
         self: &Arc<Self>,
         inputs: Vec<String>,
         last_id: Option<&str>,
-    ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, &'static str> {
+    ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Refused> {
         if *self.closing.borrow() {
-            return Err("closing");
+            return Err(Refused::Closing);
         }
         let last_id = last_id.and_then(|id| sequence_of(id, self.epoch));
         let symbols: HashSet<Symbol> = inputs
@@ -183,7 +192,7 @@ impl Hub {
         let (id, replay, start_seq, start_poll) = {
             let mut st = self.lock();
             if st.subscribers.len() >= self.config.max_streams {
-                return Err("full");
+                return Err(Refused::Full);
             }
             let id = st.next_subscriber;
             st.next_subscriber += 1;
