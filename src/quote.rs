@@ -126,6 +126,59 @@ impl Quote {
             && self.stale == other.stale
     }
 
+    /// Whether `other` is the same answer of the same fetch: every member equal but
+    /// `cache_hit` and `cache_source`, which say how this call was served.
+    pub fn same_fetch(&self, other: &Quote) -> bool {
+        // Destructured, so that a new member cannot be forgotten here.
+        let Quote {
+            symbol,
+            exchange,
+            name,
+            current_price,
+            change,
+            change_percent,
+            open,
+            high,
+            low,
+            prev_close,
+            volume,
+            amount,
+            quote_time,
+            timestamp,
+            cache_hit: _,
+            cache_source: _,
+            stale,
+            source,
+            market_status,
+        } = self;
+        (symbol, exchange, name, quote_time, timestamp, stale, source)
+            == (
+                &other.symbol,
+                &other.exchange,
+                &other.name,
+                &other.quote_time,
+                &other.timestamp,
+                &other.stale,
+                &other.source,
+            )
+            && (current_price, change, change_percent, prev_close, amount)
+                == (
+                    &other.current_price,
+                    &other.change,
+                    &other.change_percent,
+                    &other.prev_close,
+                    &other.amount,
+                )
+            && (open, high, low, volume, market_status)
+                == (
+                    &other.open,
+                    &other.high,
+                    &other.low,
+                    &other.volume,
+                    &other.market_status,
+                )
+    }
+
     /// The symbol this quote belongs to.
     pub fn key(&self) -> Option<Symbol> {
         Symbol::new(self.exchange, &self.symbol)

@@ -40,6 +40,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
+mod json;
 mod metrics;
 pub mod stream;
 
@@ -81,6 +82,7 @@ struct App {
     db: QuantDb,
     max_symbols: usize,
     hub: std::sync::Arc<stream::Hub>,
+    json: std::sync::Arc<json::QuoteJson>,
     metrics: std::sync::Arc<metrics::Metrics>,
 }
 
@@ -169,6 +171,7 @@ pub fn router_with_streams(db: QuantDb, config: &RelayConfig) -> Result<(Router,
         db,
         max_symbols: config.max_symbols,
         hub,
+        json: Default::default(),
         metrics: counters.clone(),
     };
     let router = Router::new()
@@ -291,6 +294,12 @@ fn no_symbol() -> Response {
     )
 }
 
+/// A 200 with a JSON body already written.
+fn json_bytes(body: Vec<u8>) -> Response {
+    let json = HeaderValue::from_static("application/json");
+    ([(axum::http::header::CONTENT_TYPE, json)], body).into_response()
+}
+
 /// A symbol's error with its status.
 fn symbol_error(symbol: String, e: &Error) -> Response {
     (status_of(e), Json(SymbolError::new(symbol, e))).into_response()
@@ -301,7 +310,7 @@ async fn one(State(app): State<App>, symbol: Result<Path<String>, PathRejection>
         return no_symbol();
     };
     match app.db.get_realtime_data(&symbol).await {
-        Ok(quote) => Json(quote).into_response(),
+        Ok(quote) => json_bytes(app.json.quote(&quote)),
         Err(e) => symbol_error(symbol, &e),
     }
 }
@@ -412,7 +421,10 @@ impl App {
 
     async fn batch<'a>(&self, symbols: impl Iterator<Item = &'a str>) -> Response {
         match self.checked(symbols) {
-            Ok(symbols) => Json(self.db.get_realtime_data_batch(&symbols).await).into_response(),
+            Ok(symbols) => {
+                let entries = self.db.get_realtime_data_batch(&symbols).await;
+                json_bytes(self.json.batch(&entries))
+            }
             Err((code, message)) => refuse(StatusCode::BAD_REQUEST, code, message),
         }
     }
