@@ -8,7 +8,7 @@
 //! costs memory bounded by the capacity, never a slower answer. [`WriteBehind::flush`] waits
 //! until everything queued before it is written.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 

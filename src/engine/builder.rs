@@ -433,7 +433,7 @@ impl QuantDbBuilder {
                 memory: Mutex::new(LruCache::new(memory)),
                 memory_capacity: self.memory_capacity,
                 max_stale: self.max_stale,
-                inflight: Mutex::new(HashMap::new()),
+                inflight: Mutex::default(),
                 permits: Semaphore::new(self.max_concurrent_requests),
                 counters: Counters::default(),
                 history,

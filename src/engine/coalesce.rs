@@ -7,7 +7,7 @@
 //! and the symbols leave the table. A fetcher whose future is dropped mid-way (a cancelled
 //! caller) releases its symbols on drop: the waiters see `Canceled` and fetch for themselves.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use futures_channel::oneshot;
 

@@ -1,7 +1,7 @@
 //! Providers in order: each gets the symbols the previous ones failed or did not know, in
 //! chunks of its batch size, fetched concurrently up to the engine's bound.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use futures_util::future::join_all;
 

@@ -4,7 +4,7 @@
 //! themselves when it does not come. Without one, or while it is unavailable, every client
 //! fetches for itself.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Duration;
 
