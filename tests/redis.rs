@@ -42,11 +42,12 @@ async fn relay_on(
     url: &str,
     timeout: Duration,
     clock: std::sync::Arc<ManualClock>,
-    config: RelayConfig,
+    mut config: RelayConfig,
 ) -> (QuantDb, String) {
     let store = RedisStore::open(url, "test:", Duration::from_secs(600))
         .await
         .unwrap();
+    config.stream.fleet = Some(std::sync::Arc::new(store.clone()));
     let db = builder(mock, clock, None)
         .persistent(true)
         .timeout(timeout)

@@ -239,6 +239,7 @@ mod cli {
         if let Some(providers) = cli.providers {
             builder = builder.providers(providers);
         }
+        let mut fleet: Option<std::sync::Arc<dyn relay::fleet::PushBus>> = None;
         if let Command::Serve {
             redis: Some(url),
             redis_prefix,
@@ -249,10 +250,12 @@ mod cli {
             let keep = Duration::from_secs(cli.max_stale_secs.unwrap_or(10 * 86_400))
                 + Duration::from_secs(cli.ttl_closed_secs.max(cli.ttl_trading_secs));
             let store = quantdb::native::RedisStore::open(url, redis_prefix, keep).await?;
-            // The shared tier, and the leases that make one relay of the fleet fetch a symbol.
+            // The shared tier, the leases that make one relay of the fleet fetch a symbol, and
+            // the bus that makes one relay poll for every relay's streams.
             builder = builder
                 .store(std::sync::Arc::new(store.clone()))
-                .coordinator(std::sync::Arc::new(store));
+                .coordinator(std::sync::Arc::new(store.clone()));
+            fleet = Some(std::sync::Arc::new(store));
         }
         let db = builder.build().await?;
         let code = match cli.command {
@@ -394,6 +397,7 @@ mod cli {
                     client_timeout: Duration::from_secs(client_timeout_secs),
                     stream: relay::StreamConfig {
                         max_streams,
+                        fleet,
                         ..relay::StreamConfig::default()
                     },
                     ..RelayConfig::default()

@@ -17,6 +17,9 @@
 //! its memory tier and the upstreams, and a background task reconnects with backoff, after
 //! which the store is used again. A relay that starts while Redis is down starts anyway.
 
+#[cfg(feature = "relay")]
+mod push;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +35,20 @@ use crate::symbol::Symbol;
 
 /// Distinguishes the stores of one process on their leases.
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A store's name on its leases, unique in the fleet: two relays on two hosts may have the
+/// same process id.
+fn client_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u32(std::process::id());
+    format!(
+        "{}-{}-{:x}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        random.finish()
+    )
+}
 
 /// How long one command may take before Redis counts as unavailable.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -53,6 +70,9 @@ struct Shared {
     connection: Mutex<Option<ConnectionManager>>,
     available: AtomicBool,
     reconnecting: AtomicBool,
+    /// Where the fleet's push events go (the relay's streams), once they listen.
+    #[cfg(feature = "relay")]
+    pushed: Mutex<Option<tokio::sync::mpsc::Sender<crate::relay::fleet::Published>>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -77,17 +97,15 @@ impl RedisStore {
             redis::Client::open(url).map_err(|e| Error::Config(format!("bad Redis URL: {e}")))?;
         let store = Arc::new(Shared {
             client,
-            id: format!(
-                "{}-{}",
-                std::process::id(),
-                NEXT_ID.fetch_add(1, Ordering::Relaxed)
-            ),
+            id: client_id(),
             announced: tokio::sync::Notify::new(),
             prefix: prefix.to_string(),
             keep_for: keep_for.max(Duration::from_secs(1)),
             connection: Mutex::new(None),
             available: AtomicBool::new(false),
             reconnecting: AtomicBool::new(false),
+            #[cfg(feature = "relay")]
+            pushed: Mutex::new(None),
         });
         if let Err(e) = store.connect().await {
             tracing::warn!("Redis is unavailable, going on without it for now: {e}");
@@ -267,7 +285,8 @@ impl Store for RedisStore {
 }
 
 /// Listens to the announcements of the fleet (pub/sub) while the store lives, reconnecting
-/// with backoff; each one wakes the clients waiting for a quote.
+/// with backoff; each one wakes the clients waiting for a quote. With the relay, also to the
+/// fleet's push events, handed to its streams.
 async fn listen(store: std::sync::Weak<Shared>) {
     let mut wait = Duration::from_millis(100);
     loop {
@@ -275,20 +294,29 @@ async fn listen(store: std::sync::Weak<Shared>) {
             return;
         };
         let (client, channel) = (shared.client.clone(), shared.channel());
+        #[cfg(feature = "relay")]
+        let channels = [channel.clone(), shared.push_channel()];
+        #[cfg(not(feature = "relay"))]
+        let channels = [channel.clone()];
         drop(shared);
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
+            pubsub.subscribe(&channels).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         match tokio::time::timeout(COMMAND_TIMEOUT * 2, subscribed).await {
             Ok(Ok(mut pubsub)) => {
                 wait = Duration::from_millis(100);
                 let mut messages = pubsub.on_message();
-                while futures_util::StreamExt::next(&mut messages).await.is_some() {
-                    match store.upgrade() {
-                        Some(shared) => shared.announced.notify_waiters(),
-                        None => return,
+                while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                    let Some(shared) = store.upgrade() else {
+                        return;
+                    };
+                    if message.get_channel_name() == channel {
+                        shared.announced.notify_waiters();
+                    } else {
+                        #[cfg(feature = "relay")]
+                        shared.forward(message.get_payload_bytes());
                     }
                 }
             }

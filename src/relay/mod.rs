@@ -40,6 +40,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
+pub mod fleet;
 mod json;
 mod metrics;
 pub mod stream;

@@ -27,6 +27,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::fleet::{self, BusEvent, Published, PushBus};
 use crate::calendar::MarketPhase;
 use crate::quote::{BatchEntry, Quote};
 use crate::{QuantDb, Symbol, SymbolError};
@@ -50,6 +51,9 @@ pub struct StreamConfig {
     pub stream_buffer: usize,
     /// Poll this often instead of once a TTL window (tests; `None` in production).
     pub poll_every: Option<Duration>,
+    /// The fleet this relay pushes with (`quantdb::native::RedisStore`): one relay of the
+    /// fleet polls for all. `None`: this relay polls for its own streams.
+    pub fleet: Option<Arc<dyn PushBus>>,
 }
 
 impl Default for StreamConfig {
@@ -58,34 +62,95 @@ impl Default for StreamConfig {
             max_streams: 1000,
             stream_buffer: 1024,
             poll_every: None,
+            fleet: None,
         }
     }
 }
 
+/// An event id: an epoch (a relay process's, or the fleet's numbering's) and a sequence
+/// number within it.
+type Id = (u64, u64);
+
 /// One event, ready to send.
 #[derive(Debug, Clone)]
 struct Item {
-    id: u64,
+    id: Id,
     kind: &'static str,
     data: Arc<str>,
 }
 
 impl Item {
-    /// The event, its id `<epoch>-<sequence>` (the epoch tells this relay process's ids from
-    /// another's, or a restarted one's).
-    fn event(&self, epoch: u64) -> Event {
+    /// The event, its id `<epoch>-<sequence>`.
+    fn event(&self) -> Event {
         Event::default()
-            .id(format!("{epoch}-{}", self.id))
+            .id(format!("{}-{}", self.id.0, self.id.1))
             .event(self.kind)
             .data(&*self.data)
     }
 }
 
-/// The sequence number of an event id of this relay (`<epoch>-<sequence>`); `None` for
-/// another relay's (or an older run's) id.
-fn sequence_of(id: &str, epoch: u64) -> Option<u64> {
-    let (e, seq) = id.trim().split_once('-')?;
-    (e.parse() == Ok(epoch)).then(|| seq.parse().ok()).flatten()
+/// The id a client sent back in `Last-Event-ID`.
+fn parse_id(id: &str) -> Option<Id> {
+    let (epoch, seq) = id.trim().split_once('-')?;
+    Some((epoch.parse().ok()?, seq.parse().ok()?))
+}
+
+/// A change to push: a symbol's new quote, or its new error.
+#[derive(Debug, Clone)]
+enum Payload {
+    Quote(Quote),
+    Error(SymbolError),
+}
+
+#[derive(Debug, Clone)]
+struct Change {
+    symbol: Symbol,
+    payload: Payload,
+    data: Arc<str>,
+}
+
+impl Change {
+    fn new(symbol: Symbol, payload: Payload) -> Change {
+        let data = match &payload {
+            Payload::Quote(q) => json(q),
+            Payload::Error(e) => json(e),
+        };
+        Change {
+            symbol,
+            payload,
+            data,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.payload {
+            Payload::Quote(_) => "quote",
+            Payload::Error(_) => "error",
+        }
+    }
+
+    /// A change as the fleet sent it; `None` when it is not one.
+    fn from_bus(event: BusEvent) -> Option<Change> {
+        let symbol = Symbol::from_key(&event.symbol)?;
+        let payload = match event.kind.as_str() {
+            "quote" => Payload::Quote(serde_json::from_str(&event.data).ok()?),
+            "error" => Payload::Error(serde_json::from_str(&event.data).ok()?),
+            _ => return None,
+        };
+        Some(Change {
+            symbol,
+            payload,
+            data: event.data.into(),
+        })
+    }
+
+    fn to_bus(&self) -> BusEvent {
+        BusEvent {
+            symbol: self.symbol.key(),
+            kind: self.kind().to_string(),
+            data: self.data.to_string(),
+        }
+    }
 }
 
 struct Subscriber {
@@ -95,17 +160,32 @@ struct Subscriber {
     kill: Option<oneshot::Sender<Item>>,
 }
 
-#[derive(Default)]
 struct State {
     next_subscriber: u64,
     subscribers: HashMap<u64, Subscriber>,
-    /// The id of the last event.
-    seq: u64,
+    /// The id of the last event sent (this relay's epoch and 0 before the first).
+    last_id: Id,
+    /// The last sequence number this relay gave (its own events, not the fleet's).
+    local_seq: u64,
+    /// The last event the fleet sent, to notice a gap.
+    fleet_last: Option<Id>,
+    /// The recent events, in the order they were sent, and the id just before the first.
     recent: VecDeque<(Symbol, Item)>,
+    recent_after: Id,
     /// The last quote pushed (or sent at once) for each symbol.
     last_quote: HashMap<Symbol, Quote>,
     last_error: HashMap<Symbol, String>,
     polling: bool,
+}
+
+impl State {
+    /// The symbols of every stream.
+    fn symbols(&self) -> Vec<Symbol> {
+        let all: HashSet<Symbol> = (self.subscribers.values())
+            .flat_map(|s| s.symbols.iter().copied())
+            .collect();
+        all.into_iter().collect()
+    }
 }
 
 /// Why a stream was not opened.
@@ -124,6 +204,8 @@ pub struct Hub {
     /// Tells this process's event ids from those of another relay or an earlier run.
     epoch: u64,
     state: Mutex<State>,
+    /// The fleet's events, until the task that hands them out takes them.
+    inbox: Mutex<Option<mpsc::Receiver<Published>>>,
     closing: watch::Sender<bool>,
 }
 
@@ -132,7 +214,8 @@ pub struct Hub {
 pub struct Streams(Arc<Hub>);
 
 impl Streams {
-    /// Ends every stream and stops the poll; new streams are refused.
+    /// Ends every stream and stops the poll (giving the fleet's poll lease up); new streams
+    /// are refused.
     pub fn close(&self) {
         self.0.closing.send_replace(true);
     }
@@ -153,11 +236,24 @@ impl Hub {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64)
             ^ u64::from(std::process::id()) << 40;
+        let inbox = config.fleet.as_ref().and_then(|bus| bus.listen());
         Arc::new(Hub {
             db,
             config,
             epoch,
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                next_subscriber: 0,
+                subscribers: HashMap::new(),
+                last_id: (epoch, 0),
+                local_seq: 0,
+                fleet_last: None,
+                recent: VecDeque::new(),
+                recent_after: (epoch, 0),
+                last_quote: HashMap::new(),
+                last_error: HashMap::new(),
+                polling: false,
+            }),
+            inbox: Mutex::new(inbox),
             closing: watch::Sender::new(false),
         })
     }
@@ -168,6 +264,11 @@ impl Hub {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fleet's bus, while it works.
+    fn bus(&self) -> Option<&Arc<dyn PushBus>> {
+        self.config.fleet.as_ref().filter(|bus| bus.is_available())
     }
 
     /// A new stream for `inputs` (checked by the caller: at least one valid symbol, within
@@ -181,7 +282,7 @@ impl Hub {
         if *self.closing.borrow() {
             return Err(Refused::Closing);
         }
-        let last_id = last_id.and_then(|id| sequence_of(id, self.epoch));
+        let last_id = last_id.and_then(parse_id);
         let symbols: HashSet<Symbol> = inputs
             .iter()
             .filter_map(|s| Symbol::parse(s).ok())
@@ -189,7 +290,7 @@ impl Hub {
         // Room for one change of every symbol at once (a poll's burst), plus the bound.
         let (tx, rx) = mpsc::channel(self.config.stream_buffer.max(1) + symbols.len());
         let (kill, killed) = oneshot::channel();
-        let (id, replay, start_seq, start_poll) = {
+        let (id, replay, start_id, start_poll) = {
             let mut st = self.lock();
             if st.subscribers.len() >= self.config.max_streams {
                 return Err(Refused::Full);
@@ -197,15 +298,19 @@ impl Hub {
             let id = st.next_subscriber;
             st.next_subscriber += 1;
             // The missed events, when every one since `last_id` is still in the window.
-            let oldest = st.recent.front().map_or(st.seq + 1, |(_, item)| item.id);
-            let replay: Option<Vec<Item>> = last_id
-                .filter(|&last| last <= st.seq && last + 1 >= oldest)
-                .map(|last| {
-                    (st.recent.iter())
-                        .filter(|(s, item)| item.id > last && symbols.contains(s))
-                        .map(|(_, item)| item.clone())
-                        .collect()
-                });
+            let from = last_id.and_then(|last| {
+                if last == st.recent_after {
+                    return Some(0);
+                }
+                let at = st.recent.iter().position(|(_, item)| item.id == last)?;
+                Some(at + 1)
+            });
+            let replay: Option<Vec<Item>> = from.map(|from| {
+                (st.recent.iter().skip(from))
+                    .filter(|(s, _)| symbols.contains(s))
+                    .map(|(_, item)| item.clone())
+                    .collect()
+            });
             st.subscribers.insert(
                 id,
                 Subscriber {
@@ -215,14 +320,18 @@ impl Hub {
                 },
             );
             let start_poll = !std::mem::replace(&mut st.polling, true);
-            (id, replay, st.seq, start_poll)
+            (id, replay, st.last_id, start_poll)
         };
         if start_poll {
             tokio::spawn(self.clone().poll());
         }
+        let inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(inbox) = inbox {
+            tokio::spawn(self.clone().receive(inbox));
+        }
         let first: Vec<Item> = match replay {
             Some(missed) => missed,
-            None => self.snapshot(&inputs, start_seq).await,
+            None => self.snapshot(&inputs, start_id).await,
         };
         let guard = Unsubscribe {
             hub: self.clone(),
@@ -246,19 +355,18 @@ impl Hub {
                 }
             },
         );
-        let epoch = self.epoch;
         let events = stream::iter(first)
             .chain(live)
             .enumerate()
             .map(move |(i, item)| {
-                let event = item.event(epoch);
+                let event = item.event();
                 Ok(if i == 0 { event.retry(RETRY) } else { event })
             });
         Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
     }
 
     /// The current answer for each input, as events with the id of the last event.
-    async fn snapshot(&self, inputs: &[String], seq: u64) -> Vec<Item> {
+    async fn snapshot(&self, inputs: &[String], id: Id) -> Vec<Item> {
         let entries = self.db.get_realtime_data_batch(inputs).await;
         let mut st = self.lock();
         entries
@@ -269,13 +377,13 @@ impl Hub {
                         st.last_quote.entry(s).or_insert_with(|| q.clone());
                     }
                     Item {
-                        id: seq,
+                        id,
                         kind: "quote",
                         data: json(q),
                     }
                 }
                 BatchEntry::Error(e) => Item {
-                    id: seq,
+                    id,
                     kind: "error",
                     data: json(e),
                 },
@@ -294,7 +402,8 @@ impl Hub {
         }
     }
 
-    /// The shared poll: runs while any stream is open.
+    /// The shared poll: runs while any stream is open. In a fleet, only the relay holding
+    /// the poll lease polls, for every relay's streams; the others' streams get its events.
     async fn poll(self: Arc<Self>) {
         let mut closing = self.closing.subscribe();
         loop {
@@ -303,58 +412,159 @@ impl Hub {
                 _ = tokio::time::sleep(wait.unwrap_or(CLOSED_CHECK)) => {}
                 _ = closing.changed() => {}
             }
-            let symbols: Vec<Symbol> = {
-                let mut st = self.lock();
-                if *self.closing.borrow() || st.subscribers.is_empty() {
-                    st.polling = false;
-                    return;
+            let Some(symbols) = self.keep_polling() else {
+                if let Some(bus) = &self.config.fleet {
+                    bus.resign().await;
                 }
-                let all: HashSet<Symbol> = st
-                    .subscribers
-                    .values()
-                    .flat_map(|s| s.symbols.iter().copied())
-                    .collect();
-                all.into_iter().collect()
+                return;
             };
-            if wait.is_none() || symbols.is_empty() {
+            let Some(window) = wait.filter(|_| !symbols.is_empty()) else {
                 continue;
+            };
+            if let Some(bus) = self.bus() {
+                match bus.register(&symbols, fleet::lease_for(window)).await {
+                    Ok(false) => continue,
+                    Ok(true) => {
+                        if let Ok(wanted) = bus.wanted().await {
+                            let changes = self.poll_once(&wanted).await;
+                            if let Err(e) = bus
+                                .publish(changes.iter().map(Change::to_bus).collect())
+                                .await
+                            {
+                                tracing::warn!(
+                                    "the fleet's push bus failed, pushing here only: {e}"
+                                );
+                                self.deliver(changes, None);
+                            }
+                            continue;
+                        }
+                    }
+                    Err(e) => tracing::debug!("the fleet's push bus is unavailable: {e}"),
+                }
             }
-            let keys: Vec<String> = symbols.iter().map(Symbol::key).collect();
-            let entries = self.db.get_realtime_data_batch(&keys).await;
-            self.publish(&symbols, &entries);
+            let changes = self.poll_once(&symbols).await;
+            self.deliver(changes, None);
         }
     }
 
-    /// Pushes what changed since the last poll to the subscribers of each symbol.
-    fn publish(&self, symbols: &[Symbol], entries: &[BatchEntry]) {
+    /// The symbols of every stream of this relay; `None` (and the poll stops) once the
+    /// relay closes or no stream is left.
+    fn keep_polling(&self) -> Option<Vec<Symbol>> {
         let mut st = self.lock();
+        if *self.closing.borrow() || st.subscribers.is_empty() {
+            st.polling = false;
+            return None;
+        }
+        Some(st.symbols())
+    }
+
+    /// Asks for `symbols` (one batch), and says what changed since the last events.
+    async fn poll_once(&self, symbols: &[Symbol]) -> Vec<Change> {
+        let keys: Vec<String> = symbols.iter().map(Symbol::key).collect();
+        let entries = self.db.get_realtime_data_batch(&keys).await;
+        let st = self.lock();
+        let mut changes = Vec::new();
         for (&symbol, entry) in symbols.iter().zip(entries) {
-            let (kind, data) = match entry {
+            let unchanged = match &entry {
                 BatchEntry::Quote(q) => {
-                    st.last_error.remove(&symbol);
+                    !st.last_error.contains_key(&symbol)
+                        && st
+                            .last_quote
+                            .get(&symbol)
+                            .is_some_and(|b| b.same_market_data(q))
+                }
+                BatchEntry::Error(e) => st.last_error.get(&symbol) == Some(&e.code),
+            };
+            if !unchanged {
+                let payload = match entry {
+                    BatchEntry::Quote(q) => Payload::Quote(q),
+                    BatchEntry::Error(e) => Payload::Error(e),
+                };
+                changes.push(Change::new(symbol, payload));
+            }
+        }
+        changes
+    }
+
+    /// Hands the fleet's events out as they arrive; after a gap (events lost on the way),
+    /// the missed window is forgotten and this relay's own symbols are polled once.
+    async fn receive(self: Arc<Self>, mut inbox: mpsc::Receiver<Published>) {
+        let mut closing = self.closing.subscribe();
+        loop {
+            let published = tokio::select! {
+                p = inbox.recv() => match p {
+                    Some(p) => p,
+                    None => return,
+                },
+                _ = closing.changed() => return,
+            };
+            let gap = {
+                let mut st = self.lock();
+                let gap = st.fleet_last.is_some_and(|(epoch, seq)| {
+                    epoch != published.epoch || published.first != seq + 1
+                });
+                if gap {
+                    st.recent.clear();
+                    st.recent_after = st.last_id;
+                }
+                let count = published.events.len() as u64;
+                st.fleet_last = Some((published.epoch, published.first + count.saturating_sub(1)));
+                gap
+            };
+            let first = published.first;
+            let changes = (published.events.into_iter().enumerate()).filter_map(|(i, e)| {
+                Some(((published.epoch, first + i as u64), Change::from_bus(e)?))
+            });
+            for (id, change) in changes {
+                self.deliver(vec![change], Some(id));
+            }
+            if gap {
+                let symbols = self.lock().symbols();
+                let changes = self.poll_once(&symbols).await;
+                self.deliver(changes, None);
+            }
+        }
+    }
+
+    /// Sends changes to the subscribers of their symbols: with the fleet's id `id`, or
+    /// numbered here. A change the subscribers already have is not sent again (a fleet's
+    /// event is still kept for those who resume).
+    fn deliver(&self, changes: Vec<Change>, id: Option<Id>) {
+        let mut st = self.lock();
+        for change in changes {
+            let symbol = change.symbol;
+            let new = match &change.payload {
+                Payload::Quote(q) => {
+                    let had_error = st.last_error.remove(&symbol).is_some();
                     let before = st.last_quote.insert(symbol, q.clone());
-                    if before.is_some_and(|b| b.same_market_data(q)) {
-                        continue;
-                    }
-                    ("quote", json(q))
+                    had_error || !before.is_some_and(|b| b.same_market_data(q))
                 }
-                BatchEntry::Error(e) => {
-                    if st.last_error.insert(symbol, e.code.clone()).as_ref() == Some(&e.code) {
-                        continue;
-                    }
-                    ("error", json(e))
+                Payload::Error(e) => {
+                    st.last_error.insert(symbol, e.code.clone()).as_ref() != Some(&e.code)
                 }
             };
-            st.seq += 1;
+            if !new && id.is_none() {
+                continue;
+            }
+            let id = id.unwrap_or_else(|| {
+                st.local_seq += 1;
+                (self.epoch, st.local_seq)
+            });
             let item = Item {
-                id: st.seq,
-                kind,
-                data,
+                id,
+                kind: change.kind(),
+                data: change.data,
             };
+            st.last_id = id;
             if st.recent.len() == RECENT_EVENTS {
-                st.recent.pop_front();
+                if let Some((_, oldest)) = st.recent.pop_front() {
+                    st.recent_after = oldest.id;
+                }
             }
             st.recent.push_back((symbol, item.clone()));
+            if !new {
+                continue;
+            }
             let mut behind = Vec::new();
             for (&id, sub) in st.subscribers.iter_mut() {
                 if sub.symbols.contains(&symbol) && sub.tx.try_send(item.clone()).is_err() {
@@ -378,7 +588,7 @@ impl Hub {
                     };
                     if let Some(kill) = sub.kill.take() {
                         let _ = kill.send(Item {
-                            id: st.seq,
+                            id: st.last_id,
                             kind: "error",
                             data: json(&last),
                         });
