@@ -27,14 +27,15 @@ async fn relay(mock: &MockUpstream, url: &str) -> (QuantDb, String) {
 }
 
 async fn relay_with(mock: &MockUpstream, url: &str, timeout: Duration) -> (QuantDb, String) {
-    relay_on(
+    let (db, base, _) = relay_on(
         mock,
         url,
         timeout,
         ManualClock::trading(),
         RelayConfig::default(),
     )
-    .await
+    .await;
+    (db, base)
 }
 
 async fn relay_on(
@@ -43,7 +44,7 @@ async fn relay_on(
     timeout: Duration,
     clock: std::sync::Arc<ManualClock>,
     mut config: RelayConfig,
-) -> (QuantDb, String) {
+) -> (QuantDb, String, relay::Streams) {
     let store = RedisStore::open(url, "test:", Duration::from_secs(600))
         .await
         .unwrap();
@@ -56,7 +57,7 @@ async fn relay_on(
         .build()
         .await
         .unwrap();
-    let router = relay::router(db.clone(), &config).unwrap();
+    let (router, streams) = relay::router_with_streams(db.clone(), &config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = relay::url_of(listener.local_addr().unwrap());
     tokio::spawn(relay::serve(
@@ -65,7 +66,7 @@ async fn relay_on(
         Duration::from_secs(10),
         std::future::pending(),
     ));
-    (db, base)
+    (db, base, streams)
 }
 
 async fn get(url: &str) -> (u16, Value) {
@@ -301,6 +302,114 @@ async fn subscribers_of_three_relays_cost_one_request_a_window() {
             "window {window}: one request for three relays"
         );
     }
+}
+
+/// The symbols each relay's own streams want: in a fleet, every relay's lookups but one's
+/// stay still, however many windows pass.
+fn lookups(db: &QuantDb) -> u64 {
+    let s = db.cache_stats();
+    s.memory_hits + s.persistent_hits + s.misses
+}
+
+/// One relay of the fleet polls, for the streams of all; the events carry one numbering, so
+/// that a client resumes on another relay with what it missed; when the polling relay stops,
+/// another one polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_polls_for_the_fleet_and_a_client_resumes_on_another() {
+    let redis = RedisServer::start(free_port());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let clock = ManualClock::trading();
+    let config = RelayConfig {
+        stream: relay::StreamConfig {
+            poll_every: Some(Duration::from_millis(20)),
+            ..relay::StreamConfig::default()
+        },
+        ..RelayConfig::default()
+    };
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        let timeout = Duration::from_secs(5);
+        relays.push(relay_on(&mock, &redis.url(), timeout, clock.clone(), config.clone()).await);
+    }
+    // Each relay's streams want their own third of the symbols.
+    let symbols = listed_symbols(90);
+    let thirds: Vec<String> = symbols.chunks(30).map(|c| c.join(",")).collect();
+    let stream = |r: usize| format!("{}/api/v1/stream?symbols={}", relays[r].1, thirds[r]);
+    let mut subscribers = Vec::new();
+    for r in 0..3 {
+        let mut s = sse::SseClient::open(&stream(r), None).await;
+        assert_eq!(s.take(30).await.len(), 30);
+        subscribers.push(s);
+    }
+    // A client of relay 0's symbols, on relay 0, that will move to relay 1.
+    let mut moving = sse::SseClient::open(&stream(0), None).await;
+    moving.take(30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // every relay registered its symbols
+    let before: Vec<u64> = relays.iter().map(|r| lookups(&r.0)).collect();
+    mock.reset_counts();
+    mock.set_tick(1);
+    clock.advance(31);
+    let mut first = Vec::new();
+    for s in &mut subscribers {
+        first.push(s.take(30).await);
+    }
+    let seen_by_mover = moving.take(30).await;
+    assert_eq!(
+        mock.requests().total,
+        1,
+        "one request for the symbols of three relays"
+    );
+    let grew: Vec<usize> = (0..3)
+        .filter(|&r| lookups(&relays[r].0) > before[r])
+        .collect();
+    assert_eq!(grew.len(), 1, "one relay polls: {grew:?}");
+    let leader = grew[0];
+    let mut ids: Vec<u64> = first.iter().flatten().map(|e| e.id.unwrap()).collect();
+    ids.sort();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "one numbering for the fleet: {ids:?}"
+    );
+    let same = |a: &[sse::SseEvent], b: &[sse::SseEvent]| {
+        let ids = |e: &[sse::SseEvent]| e.iter().map(|e| e.raw_id.clone()).collect::<Vec<_>>();
+        ids(a) == ids(b)
+    };
+    assert!(same(&seen_by_mover, &first[0]), "the same ids on one relay");
+
+    // The mover goes away, a window passes, and it comes back to relay 1 with its last id.
+    let last = seen_by_mover.last().unwrap().raw_id.clone();
+    drop(moving);
+    mock.set_tick(2);
+    clock.advance(31);
+    let missed = subscribers[0].take(30).await;
+    for s in &mut subscribers[1..] {
+        s.take(30).await;
+    }
+    let url = format!("{}/api/v1/stream?symbols={}", relays[1].1, thirds[0]);
+    let mut back = sse::SseClient::open(&url, last.as_deref()).await;
+    let replayed = back.take(30).await;
+    assert!(
+        same(&replayed, &missed),
+        "exactly the missed events, from another relay"
+    );
+    assert_eq!(
+        replayed.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+        missed.iter().map(|e| e.data.clone()).collect::<Vec<_>>()
+    );
+
+    // The polling relay stops: another one takes the lease and polls for the others.
+    relays[leader].2.close();
+    subscribers.remove(leader);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    mock.reset_counts();
+    mock.set_tick(3);
+    clock.advance(31);
+    for s in &mut subscribers {
+        let events = s.take(30).await;
+        assert!(events.iter().all(|e| e.event == "quote"));
+    }
+    back.take(30).await;
+    assert_eq!(mock.requests().total, 1, "still one request a window");
 }
 
 /// Redis stopped and started again in the middle of a load on two relays: not one failed
