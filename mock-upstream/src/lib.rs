@@ -204,6 +204,8 @@ struct Shared {
     /// Upstream requests being answered right now, and the most seen at once.
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    /// When the last quote request came (Unix milliseconds, the system clock).
+    last_request_ms: AtomicU64,
 }
 
 impl Shared {
@@ -221,6 +223,7 @@ impl Shared {
             now: RwLock::new(config.now),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
+            last_request_ms: AtomicU64::new(0),
         };
         shared.set_latency(config.latency);
         shared.set_failure_rate(config.failure_rate);
@@ -278,6 +281,9 @@ impl Shared {
     fn count(&self, p: Provider, codes: usize) {
         self.requests[p.index()].fetch_add(1, Ordering::Relaxed);
         self.symbols[p.index()].fetch_add(codes as u64, Ordering::Relaxed);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        let ms = now.map_or(0, |d| d.as_millis() as u64);
+        self.last_request_ms.store(ms, Ordering::Relaxed);
     }
 
     fn count_history(&self, endpoint: history::Endpoint) {
@@ -357,6 +363,7 @@ impl Shared {
             symbols: counts_of(&self.symbols),
             history: self.history_counts(),
             max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
+            last_request_ms: self.last_request_ms.load(Ordering::Relaxed),
         };
         serde_json::to_string(&stats).unwrap_or_default()
     }
@@ -382,6 +389,8 @@ struct StatsView {
     symbols: Counts,
     history: HistoryCounts,
     max_in_flight: u64,
+    /// When the last quote request came (Unix milliseconds, the system clock; 0 for none).
+    last_request_ms: u64,
 }
 
 fn counts_of(counters: &[AtomicU64; 3]) -> Counts {
