@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, idempotently: the wasm32 target, Debian's Chromium and
-# ChromeDriver, Debian's redis-server, wrk and nginx-light, wasm-bindgen-cli at the version Cargo.lock expects, cargo-fuzz, and the
+# ChromeDriver, Debian's redis-server, openssl, wrk and nginx-light, wasm-bindgen-cli at the version Cargo.lock expects, cargo-fuzz, and the
 # npm tools of scripts/package.json (playwright-core, binaryen's wasm-opt). Each step is
 # skipped when already in place at the right version.
 set -euo pipefail
@@ -17,14 +17,15 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 
 # Chromium and its driver for the browser tests; a Chinese font so screenshots show names;
-# redis-server for the relays that share a cache; wrk and nginx for the relay's load benchmark.
+# redis-server for the relays that share a cache (openssl makes the certificates of its TLS
+# test); wrk and nginx for the relay's load benchmark.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
    || ! dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || ! command -v redis-server >/dev/null \
-   || ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  log "installing chromium, chromium-driver, fonts-wqy-zenhei, redis-server, wrk and nginx-light (Debian)"
+   || ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v openssl >/dev/null; then
+  log "installing chromium, chromium-driver, fonts-wqy-zenhei, redis-server, wrk, nginx-light and openssl (Debian)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei redis-server wrk nginx-light >/dev/null
+  apt-get install -y -qq chromium chromium-driver fonts-wqy-zenhei redis-server wrk nginx-light openssl >/dev/null
 fi
 
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then

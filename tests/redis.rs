@@ -412,6 +412,72 @@ async fn one_relay_polls_for_the_fleet_and_a_client_resumes_on_another() {
     assert_eq!(mock.requests().total, 1, "still one request a window");
 }
 
+/// Events lost on the way from Redis (a dropped subscription) leave a gap in the fleet's
+/// numbering: the relay forgets its replay window, so that a client resuming from before the
+/// gap gets the current quotes rather than a replay with a hole in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_in_the_fleets_events_is_not_replayed_over() {
+    let redis = RedisServer::start(free_port());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let clock = ManualClock::trading();
+    let config = RelayConfig {
+        stream: relay::StreamConfig {
+            poll_every: Some(Duration::from_millis(20)),
+            ..relay::StreamConfig::default()
+        },
+        ..RelayConfig::default()
+    };
+    let (_db, base, _streams) = relay_on(
+        &mock,
+        &redis.url(),
+        Duration::from_secs(5),
+        clock.clone(),
+        config,
+    )
+    .await;
+    let url = format!("{base}/api/v1/stream?symbols=600000,000001");
+    let mut watcher = sse::SseClient::open(&url, None).await;
+    watcher.take(2).await;
+    mock.set_tick(1);
+    clock.advance(31);
+    let seen = watcher.take(2).await;
+    let last = seen[1].raw_id.clone().unwrap();
+    // Events numbered by the fleet that never reached this relay.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (Debian package redis-tools, with redis-server)");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let epoch = cli(&["HGET", "test:push:seq", "epoch"]);
+    let seq: u64 = cli(&["HGET", "test:push:seq", "seq"]).parse().unwrap();
+    assert_eq!(
+        last,
+        format!("{epoch}-{seq}"),
+        "the fleet numbered the events"
+    );
+    let message = format!(r#"{{"epoch":{epoch},"first":{},"events":[]}}"#, seq + 10);
+    assert_eq!(
+        cli(&["PUBLISH", "test:push", &message]),
+        "1",
+        "the relay listens"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut back = sse::SseClient::open(&url, Some(&last)).await;
+    let current = back.take(2).await;
+    assert!(
+        current.iter().all(|e| e.raw_id == current[0].raw_id),
+        "the current quotes, not a replay: {current:?}"
+    );
+    assert_eq!(
+        current[0].data["current_price"],
+        mock.market_quote("sh600000").unwrap().price
+    );
+}
+
 /// Redis stopped and started again in the middle of a load on two relays: not one failed
 /// request or entry, and the relays share through Redis again afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -211,8 +211,12 @@ async fn start_relay(
     dir: &Path,
     args: &[&str],
 ) -> (tokio::process::Child, String) {
+    listening(command(mock, dir, &[&["serve"], args].concat())).await
+}
+
+/// Starts a `quantdb serve` command; its process and the address it listens on.
+async fn listening(mut cmd: tokio::process::Command) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut cmd = command(mock, dir, &[&["serve"], args].concat());
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -537,4 +541,54 @@ async fn a_relay_killed_while_holding_leases_holds_up_nobody() {
         2,
         "the dead relay's request, and the survivor's own"
     );
+}
+
+async fn get_json(url: String) -> serde_json::Value {
+    let answer = reqwest::get(url).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap()
+}
+
+/// Relays on a Redis that speaks TLS only (`rediss://`), with a certificate of a private CA
+/// they trust through `SSL_CERT_FILE`: they share it. A relay that does not trust the CA
+/// refuses the server, says it is degraded, and still answers.
+#[tokio::test]
+async fn relays_share_a_redis_over_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let redis = redis_server::RedisServer::start_tls(redis_server::free_port(), certs.path());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let relay = |trusted: bool| {
+        let mut cmd = command(
+            &mock,
+            dir.path(),
+            &["serve", "--port", "0", "--redis", &url],
+        );
+        if trusted {
+            cmd.env("SSL_CERT_FILE", certs.path().join("ca.pem"));
+        } else {
+            cmd.env_remove("SSL_CERT_FILE");
+        }
+        listening(cmd)
+    };
+    let (_a, a) = relay(true).await;
+    let (_b, b) = relay(true).await;
+    assert_eq!(get_json(format!("{a}/healthz")).await["status"], "ok");
+    let first = get_json(format!("{a}/api/v1/realtime/600000")).await;
+    assert_eq!(first["cache_source"], "network");
+    let shared = get_json(format!("{b}/api/v1/realtime/600000")).await;
+    assert_eq!(shared["cache_source"], "disk", "from Redis, over TLS");
+    assert_eq!(shared["current_price"], first["current_price"]);
+    assert_eq!(mock.requests().total, 1);
+
+    let (_c, c) = relay(false).await;
+    assert_eq!(get_json(format!("{c}/healthz")).await["status"], "degraded");
+    let own = get_json(format!("{c}/api/v1/realtime/600000")).await;
+    assert_eq!(
+        own["cache_source"], "network",
+        "no Redis it trusts: its own fetch"
+    );
+    assert_eq!(mock.requests().total, 2);
 }

@@ -504,8 +504,10 @@ impl Hub {
                     epoch != published.epoch || published.first != seq + 1
                 });
                 if gap {
+                    // No id from before the gap resumes here: those clients get the current
+                    // quotes.
                     st.recent.clear();
-                    st.recent_after = st.last_id;
+                    st.recent_after = (published.epoch, published.first.saturating_sub(1));
                 }
                 let count = published.events.len() as u64;
                 st.fleet_last = Some((published.epoch, published.first + count.saturating_sub(1)));
