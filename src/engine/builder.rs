@@ -1,6 +1,6 @@
 //! The builder: every setting of a client, checked when it is built.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

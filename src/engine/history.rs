@@ -14,7 +14,8 @@
 //! - Factors are fetched when an adjusted answer needs them, at most once per exchange day,
 //!   and again at once when new bars show an ex-event the table does not have.
 
-use std::collections::{BTreeSet, HashMap};
+use foldhash::HashMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration as Days, NaiveDate, NaiveTime, Utc, Weekday};
@@ -183,7 +184,7 @@ impl QuantDb {
         symbols: &[S],
         request: HistoryRequest,
     ) -> Vec<HistoryEntry> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = foldhash::HashSet::default();
         let inputs: Vec<&str> = (symbols.iter().map(AsRef::as_ref))
             .filter(|s| seen.insert(*s))
             .collect();

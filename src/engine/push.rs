@@ -1,7 +1,8 @@
 //! Live quotes for a client ([`QuantDb::subscribe`]): asked once a TTL window, or pushed by a
 //! relay; and quotes pushed by a relay kept in the client's own tiers.
 
-use std::collections::{HashMap, VecDeque};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::stream;
