@@ -69,7 +69,7 @@ async fn relay_on(
     (db, base, streams)
 }
 
-async fn get(url: &str) -> (u16, Value) {
+async fn get(url: impl reqwest::IntoUrl) -> (u16, Value) {
     let r = reqwest::get(url).await.unwrap();
     let status = r.status().as_u16();
     (
@@ -212,33 +212,54 @@ async fn a_fleet_of_three_relays_asks_the_upstream_once() {
     );
 }
 
-/// A relay that took leases and died (never announcing): the next relay waits out the lease
-/// and fetches for itself; nothing hangs.
-#[tokio::test]
-async fn a_dead_lease_holder_holds_nobody_up_for_long() {
+/// A lease holder that goes away without a quote: the waiting relay waits while the lease is
+/// held, and fetches itself as soon as it is free, long before its own wait would be over.
+/// Once for a holder that died (its lease runs out), once for one whose fetch failed (it
+/// gives its lease back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_without_a_quote_holds_nobody_up() {
     use quantdb::{Coordinator, Symbol};
     let redis = RedisServer::start(free_port());
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
-    let dead = RedisStore::open(&redis.url(), "test:", Duration::from_secs(600))
+    let holder = RedisStore::open(&redis.url(), "test:", Duration::from_secs(600))
         .await
         .unwrap();
-    let sh = Symbol::from_key("sh600000").unwrap();
-    assert_eq!(
-        dead.claim(&[sh], Duration::from_millis(600)).await.unwrap(),
-        [true]
-    );
-    let (_, base) = relay_with(&mock, &redis.url(), Duration::from_millis(300)).await;
-    let (status, quote) = get(&format!("{base}/api/v1/realtime/600000")).await;
-    assert_eq!(status, 200, "{quote}");
-    assert_eq!(
-        quote["current_price"],
-        mock.market_quote("sh600000").unwrap().price
-    );
-    assert_eq!(
-        mock.requests().total,
-        1,
-        "fetched by the waiting relay once the lease ran out"
-    );
+    // The relay would wait for the holder up to twice its timeout: 20 s.
+    let (_, base) = relay_with(&mock, &redis.url(), Duration::from_secs(10)).await;
+    for (n, (code, dies)) in [("600000", true), ("000001", false)]
+        .into_iter()
+        .enumerate()
+    {
+        let key = if dies { "sh600000" } else { "sz000001" };
+        let symbol = Symbol::from_key(key).unwrap();
+        let lease = Duration::from_millis(if dies { 1500 } else { 60_000 });
+        assert_eq!(holder.claim(&[symbol], lease).await.unwrap(), [true]);
+        let asked = tokio::spawn(get(format!("{base}/api/v1/realtime/{code}")));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(
+            mock.requests().total,
+            n as u64,
+            "{key}: waiting for the holder"
+        );
+        if !dies {
+            // Its fetch failed: it gives the lease back, with no quote in the store.
+            holder.announce(&[symbol]).await;
+        }
+        let (status, quote) = tokio::time::timeout(Duration::from_secs(8), asked)
+            .await
+            .expect("fetched once the lease was free, not at the end of the wait")
+            .unwrap();
+        assert_eq!(status, 200, "{quote}");
+        assert_eq!(
+            quote["current_price"],
+            mock.market_quote(key).unwrap().price
+        );
+        assert_eq!(
+            mock.requests().total,
+            n as u64 + 1,
+            "{key}: fetched by the relay"
+        );
+    }
 }
 
 /// Push from a fleet: subscribers spread over three relays on one Redis get every change of

@@ -1,8 +1,9 @@
 //! Fetches shared by a fleet of clients on one persistent tier (relays on one Redis): with a
 //! [`Coordinator`], each symbol a client misses is fetched by the one that takes its lease;
-//! the others wait (within a bound) for its quote in the shared store, and fetch for
-//! themselves when it does not come. Without one, or while it is unavailable, every client
-//! fetches for itself.
+//! the others wait (within a bound) for its quote in the shared store. The holder gives its
+//! leases back once it is done, fetched or failed; a waiter that finds a lease free and no
+//! quote (the holder failed, or died and its lease ran out) takes it and fetches. Without a
+//! coordinator, or while it is unavailable, every client fetches for itself.
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
@@ -44,24 +45,11 @@ impl QuantDb {
                 theirs.push(s);
             }
         }
-        let ours = async {
-            // Another client may have stored them between our look at the store and our
-            // claim (it dropped its lease after announcing): look once more.
-            let (mut answers, mine) = self.fresh_in_store(mine).await;
-            if !answers.is_empty() {
-                // Not ours to fetch after all: give the leases back.
-                let taken: Vec<Symbol> = answers.keys().copied().collect();
-                co.announce(&taken).await;
-            }
-            if !mine.is_empty() {
-                let fetched = self.fetch_upstream(&mine).await;
-                self.share(co, &mine, &fetched).await;
-                answers.extend(fetched);
-            }
-            answers
-        };
-        let (mut answers, (found, missing)) =
-            futures_util::future::join(ours, self.wait_for_fleet(co, theirs, hold)).await;
+        let (mut answers, (found, missing)) = futures_util::future::join(
+            self.fetch_leased(co, mine),
+            self.wait_for_fleet(co, theirs, hold),
+        )
+        .await;
         answers.extend(found);
         if !missing.is_empty() {
             answers.extend(self.fetch_upstream(&missing).await);
@@ -69,8 +57,35 @@ impl QuantDb {
         answers
     }
 
+    /// Fetches the symbols whose leases this client holds, shares the quotes and gives the
+    /// leases back.
+    async fn fetch_leased(
+        &self,
+        co: &Arc<dyn Coordinator>,
+        mine: Vec<Symbol>,
+    ) -> HashMap<Symbol, Answer> {
+        if mine.is_empty() {
+            return HashMap::new();
+        }
+        // Another client may have stored them between our look at the store and our claim
+        // (it gave its lease back after writing): look once more.
+        let (mut answers, mine) = self.fresh_in_store(mine).await;
+        if !answers.is_empty() {
+            // Not ours to fetch after all: give the leases back.
+            let taken: Vec<Symbol> = answers.keys().copied().collect();
+            co.announce(&taken).await;
+        }
+        if !mine.is_empty() {
+            let fetched = self.fetch_upstream(&mine).await;
+            self.share(co, &mine, &fetched).await;
+            answers.extend(fetched);
+        }
+        answers
+    }
+
     /// Writes the quotes fetched under a lease to the shared store now (not behind: the
-    /// others are waiting), then announces them.
+    /// others are waiting), then gives every lease back, fetched or not: the waiters answer
+    /// what is in the store, and take the leases of the rest.
     async fn share(
         &self,
         co: &Arc<dyn Coordinator>,
@@ -80,26 +95,18 @@ impl QuantDb {
         let fresh: Vec<Quote> = (symbols.iter())
             .filter_map(|s| answers.get(s)?.as_ref().ok().filter(|q| !q.stale).cloned())
             .collect();
-        let Some(writer) = self.inner.writer() else {
-            return;
-        };
-        if fresh.is_empty() {
-            return;
-        }
-        match writer.store().save(&fresh).await {
-            Ok(()) => {
-                let keys: Vec<Symbol> = fresh.iter().filter_map(Quote::key).collect();
-                co.announce(&keys).await;
-            }
-            Err(e) => {
+        if let (Some(writer), false) = (self.inner.writer(), fresh.is_empty()) {
+            if let Err(e) = writer.store().save(&fresh).await {
                 Counters::add(&self.inner.counters.store_errors, 1);
                 tracing::warn!("shared store write failed: {e}");
             }
         }
+        co.announce(symbols).await;
     }
 
-    /// Waits up to `bound` for fresh quotes of `todo` in the shared store: what came, and
-    /// what did not.
+    /// Waits up to `bound` for fresh quotes of `todo` in the shared store, taking the leases
+    /// given back without a quote (or run out) and fetching those: what came or was fetched,
+    /// and what did neither.
     async fn wait_for_fleet(
         &self,
         co: &Arc<dyn Coordinator>,
@@ -117,6 +124,20 @@ impl QuantDb {
             let (came, rest) = self.fresh_in_store(todo).await;
             found.extend(came);
             todo = rest;
+            if todo.is_empty() {
+                break;
+            }
+            let Ok(taken) = co.claim(&todo, bound).await else {
+                continue;
+            };
+            if taken.len() != todo.len() {
+                continue;
+            }
+            let (mine, theirs): (Vec<_>, Vec<_>) =
+                todo.into_iter().zip(taken).partition(|(_, held)| *held);
+            todo = theirs.into_iter().map(|(s, _)| s).collect();
+            let mine = mine.into_iter().map(|(s, _)| s).collect();
+            found.extend(self.fetch_leased(co, mine).await);
         }
         (found, todo)
     }
