@@ -137,5 +137,6 @@ try:
     print(f"{IDLE} s with the {N} streams open and the prices still: {idle} upstream requests "
           f"(a window is the 2 s TTL: {IDLE // 2} windows)")
 finally:
-    for p in procs:
+    for p in reversed(procs):  # the relays first: they flush to Redis as they stop
         p.terminate()
+        p.wait()

@@ -18,10 +18,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p quantdb --no-deps --lib --target wasm32-
 echo "[test] native"
 cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc
-echo "[test] load (short: the relay against nginx, and a push fleet of 30 subscribers; the README's figures come from long runs)"
+echo "[test] load (short: the relay against nginx for 1 s a case; 1,000 push subscribers over three relays on Redis, two price moves; the README's figures come from long runs)"
 cargo build -q -p quantdb-cli -p mock-upstream
 BIN_DIR=target/debug scripts/relay-bench.py 1 8
-BIN_DIR=target/debug scripts/push-fleet.py 30 1 2
+(ulimit -n 4096 && BIN_DIR=target/debug scripts/push-fleet.py 1000 2 2)
 echo "[test] browser"
 scripts/test-browser.sh
 echo "[test] fuzz (short: every target for a few seconds; long campaigns: scripts/fuzz.sh SECONDS)"
