@@ -433,6 +433,61 @@ async fn one_relay_polls_for_the_fleet_and_a_client_resumes_on_another() {
     assert_eq!(mock.requests().total, 1, "still one request a window");
 }
 
+/// A quote the polling relay pushes is also what every relay of the fleet answers: a client
+/// that refreshes through the polling relay moves the others' streams and their own answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_relay_answers_what_the_fleet_pushed() {
+    let redis = RedisServer::start(free_port());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let clock = ManualClock::trading();
+    let config = RelayConfig {
+        stream: relay::StreamConfig {
+            poll_every: Some(Duration::from_millis(20)),
+            ..relay::StreamConfig::default()
+        },
+        ..RelayConfig::default()
+    };
+    let mut relays = Vec::new();
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let r = relay_on(
+            &mock,
+            &redis.url(),
+            Duration::from_secs(5),
+            clock.clone(),
+            config.clone(),
+        )
+        .await;
+        let mut s =
+            sse::SseClient::open(&format!("{}/api/v1/stream?symbols=600000", r.1), None).await;
+        s.take(1).await;
+        streams.push(s);
+        relays.push(r);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before: Vec<u64> = relays.iter().map(|r| lookups(&r.0)).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let polling: Vec<usize> = (0..2)
+        .filter(|&r| lookups(&relays[r].0) > before[r])
+        .collect();
+    assert_eq!(polling.len(), 1, "one relay polls: {polling:?}");
+    let (leader, other) = (polling[0], 1 - polling[0]);
+
+    mock.set_tick(1);
+    let new_price = mock.market_quote("sh600000").unwrap().price;
+    let refreshed = relays[leader]
+        .0
+        .get_realtime_data_with("600000", quantdb::FetchOptions::refresh())
+        .await
+        .unwrap();
+    assert_eq!(refreshed.current_price, new_price);
+    let pushed = streams[other].take(1).await;
+    assert_eq!(pushed[0].data["current_price"], new_price);
+    let (_, answer) = get(format!("{}/api/v1/realtime/600000", relays[other].1)).await;
+    assert_eq!(answer["current_price"], new_price, "as new as its stream");
+    assert_eq!(answer["cache_source"], "memory");
+}
+
 /// Events lost on the way from Redis (a dropped subscription) leave a gap in the fleet's
 /// numbering: the relay forgets its replay window, so that a client resuming from before the
 /// gap gets the current quotes rather than a replay with a hole in it.

@@ -107,18 +107,24 @@ impl QuantDb {
     /// Quotes a relay pushed: into the memory tier, and written behind to the persistent
     /// tier, as fetched quotes are. Stale ones are passed on, never kept.
     pub(crate) fn remember(&self, quotes: &[Quote]) {
-        let inner = &self.inner;
         let fresh: Vec<Quote> = quotes.iter().filter(|q| !q.stale).cloned().collect();
-        {
-            let mut memory = lock(&inner.memory);
-            for q in &fresh {
-                if let Some(s) = q.key() {
-                    memory.put(s, inner.entry(Ok(q.clone()), q.fetched_at()));
-                }
-            }
-        }
-        if let Some(writer) = inner.writer() {
+        self.remember_in_memory(&fresh);
+        if let Some(writer) = self.inner.writer() {
             writer.enqueue(fresh);
+        }
+    }
+
+    /// Keeps pushed quotes in the memory tier only (a relay of a fleet: the relay that
+    /// fetched them wrote them to the shared tier), unless it holds a later fetch.
+    pub(crate) fn remember_in_memory(&self, quotes: &[Quote]) {
+        let inner = &self.inner;
+        let mut memory = lock(&inner.memory);
+        for q in quotes.iter().filter(|q| !q.stale) {
+            let Some(s) = q.key() else { continue };
+            if memory.peek(&s).is_some_and(|c| c.fetched > q.fetched_at()) {
+                continue;
+            }
+            memory.put(s, inner.entry(Ok(q.clone()), q.fetched_at()));
         }
     }
 }

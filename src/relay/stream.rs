@@ -514,9 +514,20 @@ impl Hub {
                 gap
             };
             let first = published.first;
-            let changes = (published.events.into_iter().enumerate()).filter_map(|(i, e)| {
-                Some(((published.epoch, first + i as u64), Change::from_bus(e)?))
-            });
+            let changes: Vec<(Id, Change)> = (published.events.into_iter().enumerate())
+                .filter_map(|(i, e)| {
+                    Some(((published.epoch, first + i as u64), Change::from_bus(e)?))
+                })
+                .collect();
+            // The relay's own answers (and the snapshots of new streams) are then as new as
+            // what its streams were sent.
+            let quotes: Vec<Quote> = (changes.iter())
+                .filter_map(|(_, c)| match &c.payload {
+                    Payload::Quote(q) => Some(q.clone()),
+                    Payload::Error(_) => None,
+                })
+                .collect();
+            self.db.remember_in_memory(&quotes);
             for (id, change) in changes {
                 self.deliver(vec![change], Some(id));
             }
