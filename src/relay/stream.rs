@@ -290,7 +290,7 @@ impl Hub {
         // Room for one change of every symbol at once (a poll's burst), plus the bound.
         let (tx, rx) = mpsc::channel(self.config.stream_buffer.max(1) + symbols.len());
         let (kill, killed) = oneshot::channel();
-        let (id, replay, start_id, start_poll) = {
+        let (id, replay, start_id, start_poll, grown) = {
             let mut st = self.lock();
             if st.subscribers.len() >= self.config.max_streams {
                 return Err(Refused::Full);
@@ -311,6 +311,8 @@ impl Hub {
                     .map(|(_, item)| item.clone())
                     .collect()
             });
+            let known: HashSet<Symbol> = st.symbols().into_iter().collect();
+            let grew = !symbols.is_subset(&known);
             st.subscribers.insert(
                 id,
                 Subscriber {
@@ -320,8 +322,23 @@ impl Hub {
                 },
             );
             let start_poll = !std::mem::replace(&mut st.polling, true);
-            (id, replay, st.last_id, start_poll)
+            (
+                id,
+                replay,
+                st.last_id,
+                start_poll,
+                grew.then(|| st.symbols()),
+            )
         };
+        // New symbols: the fleet's poll learns them now, not a window later.
+        if let (Some(bus), Some(all), Some(window)) = (self.bus(), grown, self.interval()) {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                if let Err(e) = bus.register(&all, fleet::lease_for(window)).await {
+                    tracing::debug!("the fleet's push bus is unavailable: {e}");
+                }
+            });
+        }
         if start_poll {
             tokio::spawn(self.clone().poll());
         }
