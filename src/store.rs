@@ -53,7 +53,8 @@ pub trait Coordinator: MaybeSendSync {
         symbols: &'a [Symbol],
         hold: std::time::Duration,
     ) -> BoxFuture<'a, Result<Vec<bool>, Error>>;
-    /// Says that fresh quotes of these symbols are in the shared store now.
+    /// Gives this client's leases of these symbols back (their quotes are in the shared store
+    /// now, or their fetch failed), and says so to the others.
     fn announce<'a>(&'a self, symbols: &'a [Symbol]) -> BoxFuture<'a, ()>;
     /// Waits for the next announcement (of any symbol), or `at_most`.
     fn wait(&self, at_most: std::time::Duration) -> BoxFuture<'_, ()>;

@@ -418,8 +418,18 @@ async fn one_relay_polls_for_the_fleet_and_a_client_resumes_on_another() {
         missed.iter().map(|e| e.data.clone()).collect::<Vec<_>>()
     );
 
-    // The polling relay stops: another one takes the lease and polls for the others.
+    // The polling relay stops: it gives the lease up at once, and another one polls.
+    let holder = || {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "GET", "test:push:leader"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let polling = holder();
     relays[leader].2.close();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_ne!(holder(), polling, "the lease given up, not run out (2 s)");
     subscribers.remove(leader);
     tokio::time::sleep(Duration::from_millis(300)).await;
     mock.reset_counts();
@@ -489,10 +499,11 @@ async fn every_relay_answers_what_the_fleet_pushed() {
 }
 
 /// Events lost on the way from Redis (a dropped subscription) leave a gap in the fleet's
-/// numbering: the relay forgets its replay window, so that a client resuming from before the
-/// gap gets the current quotes rather than a replay with a hole in it.
+/// numbering: the relay asks the upstream for its streams' symbols once more and pushes what
+/// changed meanwhile, so that a client resuming from the last event before the gap misses
+/// nothing; older ids get the current quotes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gap_in_the_fleets_events_is_not_replayed_over() {
+async fn a_gap_in_the_fleets_events_is_caught_up() {
     let redis = RedisServer::start(free_port());
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let clock = ManualClock::trading();
@@ -517,8 +528,7 @@ async fn a_gap_in_the_fleets_events_is_not_replayed_over() {
     mock.set_tick(1);
     clock.advance(31);
     let seen = watcher.take(2).await;
-    let last = seen[1].raw_id.clone().unwrap();
-    // Events numbered by the fleet that never reached this relay.
+    let (before, last) = (seen[0].raw_id.clone(), seen[1].raw_id.clone().unwrap());
     let cli = |args: &[&str]| {
         let out = std::process::Command::new("redis-cli")
             .args(["-p", &redis.port.to_string()])
@@ -534,19 +544,48 @@ async fn a_gap_in_the_fleets_events_is_not_replayed_over() {
         format!("{epoch}-{seq}"),
         "the fleet numbered the events"
     );
-    let message = format!(r#"{{"epoch":{epoch},"first":{},"events":[]}}"#, seq + 10);
+
+    // The prices move, and the fleet's events of that never arrive (the relay's quotes are
+    // still fresh: only the upstream knows); then a later batch does.
+    mock.set_tick(2);
+    let event = r#"{"symbol":"sh600000","kind":"error","data":"{\"symbol\":\"600000\",\"input\":\"600000\",\"error\":\"x\",\"code\":\"upstream_error\"}"}"#;
+    let message = format!(
+        r#"{{"epoch":{epoch},"first":{},"events":[{event}]}}"#,
+        seq + 10
+    );
     assert_eq!(
         cli(&["PUBLISH", "test:push", &message]),
         "1",
         "the relay listens"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let caught_up = watcher.take(2).await;
+    for e in &caught_up {
+        let key = format!(
+            "{}{}",
+            e.data["exchange"].as_str().unwrap().to_lowercase(),
+            e.data["symbol"].as_str().unwrap()
+        );
+        assert_eq!(
+            e.data["current_price"],
+            mock.market_quote(&key).unwrap().price,
+            "{key}"
+        );
+    }
 
     let mut back = sse::SseClient::open(&url, Some(&last)).await;
-    let current = back.take(2).await;
+    let replayed = back.take(2).await;
+    let ids =
+        |events: &[sse::SseEvent]| events.iter().map(|e| e.raw_id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&replayed),
+        ids(&caught_up),
+        "what it missed, from the last id before the gap"
+    );
+    let mut old = sse::SseClient::open(&url, before.as_deref()).await;
+    let current = old.take(2).await;
     assert!(
         current.iter().all(|e| e.raw_id == current[0].raw_id),
-        "the current quotes, not a replay: {current:?}"
+        "an id from before that: the current quotes, not a replay"
     );
     assert_eq!(
         current[0].data["current_price"],

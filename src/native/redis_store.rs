@@ -359,15 +359,26 @@ impl Coordinator for RedisStore {
     fn announce<'a>(&'a self, symbols: &'a [Symbol]) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let keys: Vec<String> = symbols.iter().map(Symbol::key).collect();
-            let leases: Vec<String> = symbols.iter().map(|s| self.0.lease(*s)).collect();
-            let channel = self.0.channel();
-            let mut pipe = redis::pipe();
-            pipe.publish(channel, keys.join(",")).ignore();
-            // The quotes are in: the next window's fetch needs no lease of ours.
-            pipe.del(leases).ignore();
-            let done: Result<(), Error> = self
+            // The leases go back (only those still ours: one that ran out may be another
+            // relay's now), and the others hear of it.
+            let script = redis::Script::new(
+                "for _, key in ipairs(KEYS) do \
+                   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end \
+                 end \
+                 redis.call('PUBLISH', ARGV[2], ARGV[3]) \
+                 return 1",
+            );
+            let mut invocation = script.prepare_invoke();
+            for &s in symbols {
+                invocation.key(self.0.lease(s));
+            }
+            invocation
+                .arg(&self.0.id)
+                .arg(self.0.channel())
+                .arg(keys.join(","));
+            let done: Result<i64, Error> = self
                 .0
-                .run(|mut c| async move { pipe.query_async(&mut c).await })
+                .run(|mut c| async move { invocation.invoke_async(&mut c).await })
                 .await;
             if let Err(e) = done {
                 tracing::debug!("announcement lost (the others look at the store anyway): {e}");

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::fleet::{self, BusEvent, Published, PushBus};
 use crate::calendar::MarketPhase;
 use crate::quote::{BatchEntry, Quote};
-use crate::{QuantDb, Symbol, SymbolError};
+use crate::{FetchOptions, QuantDb, Symbol, SymbolError};
 
 /// Events kept for clients that reconnect with `Last-Event-ID`.
 const RECENT_EVENTS: usize = 10_000;
@@ -74,7 +74,8 @@ type Id = (u64, u64);
 /// One event, ready to send.
 #[derive(Debug, Clone)]
 struct Item {
-    id: Id,
+    /// `None` for the final event of a stream, which no client resumes from.
+    id: Option<Id>,
     kind: &'static str,
     data: Arc<str>,
 }
@@ -82,11 +83,23 @@ struct Item {
 impl Item {
     /// The event, its id `<epoch>-<sequence>`.
     fn event(&self) -> Event {
-        Event::default()
-            .id(format!("{}-{}", self.id.0, self.id.1))
-            .event(self.kind)
-            .data(&*self.data)
+        let event = Event::default().event(self.kind).data(&*self.data);
+        match self.id {
+            Some((epoch, seq)) => event.id(format!("{epoch}-{seq}")),
+            None => event,
+        }
     }
+}
+
+/// What a poll's answer is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compare {
+    /// What this relay's streams were sent.
+    Sent,
+    /// What the fleet's events said (the polling relay of a fleet).
+    Fleet,
+    /// What this relay's streams were sent, the answer asked of the upstreams.
+    Refreshed,
 }
 
 /// The id a client sent back in `Last-Event-ID`.
@@ -153,6 +166,41 @@ impl Change {
     }
 }
 
+/// The last quote (or error) of each symbol that was sent: what a poll's answer is compared
+/// with, and what a change updates.
+#[derive(Default)]
+struct Seen {
+    quotes: HashMap<Symbol, Quote>,
+    errors: HashMap<Symbol, String>,
+}
+
+impl Seen {
+    /// Whether `entry` says nothing new about `symbol`.
+    fn knows(&self, symbol: Symbol, entry: &BatchEntry) -> bool {
+        match entry {
+            BatchEntry::Quote(q) => {
+                !self.errors.contains_key(&symbol)
+                    && (self.quotes.get(&symbol)).is_some_and(|b| b.same_market_data(q))
+            }
+            BatchEntry::Error(e) => self.errors.get(&symbol) == Some(&e.code),
+        }
+    }
+
+    /// Records a change; `false` when it was known already.
+    fn record(&mut self, symbol: Symbol, payload: &Payload) -> bool {
+        match payload {
+            Payload::Quote(q) => {
+                let had_error = self.errors.remove(&symbol).is_some();
+                let before = self.quotes.insert(symbol, q.clone());
+                had_error || !before.is_some_and(|b| b.same_market_data(q))
+            }
+            Payload::Error(e) => {
+                self.errors.insert(symbol, e.code.clone()).as_ref() != Some(&e.code)
+            }
+        }
+    }
+}
+
 struct Subscriber {
     symbols: HashSet<Symbol>,
     tx: mpsc::Sender<Item>,
@@ -172,9 +220,10 @@ struct State {
     /// The recent events, in the order they were sent, and the id just before the first.
     recent: VecDeque<(Symbol, Item)>,
     recent_after: Id,
-    /// The last quote pushed (or sent at once) for each symbol.
-    last_quote: HashMap<Symbol, Quote>,
-    last_error: HashMap<Symbol, String>,
+    /// What this relay's streams were sent (pushed, or at once).
+    sent: Seen,
+    /// What the fleet's events said (the polling relay compares its polls with this).
+    fleet: Seen,
     polling: bool,
 }
 
@@ -204,8 +253,6 @@ pub struct Hub {
     /// Tells this process's event ids from those of another relay or an earlier run.
     epoch: u64,
     state: Mutex<State>,
-    /// The fleet's events, until the task that hands them out takes them.
-    inbox: Mutex<Option<mpsc::Receiver<Published>>>,
     closing: watch::Sender<bool>,
 }
 
@@ -236,7 +283,6 @@ impl Hub {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64)
             ^ u64::from(std::process::id()) << 40;
-        let inbox = config.fleet.as_ref().and_then(|bus| bus.listen());
         Arc::new(Hub {
             db,
             config,
@@ -249,11 +295,10 @@ impl Hub {
                 fleet_last: None,
                 recent: VecDeque::new(),
                 recent_after: (epoch, 0),
-                last_quote: HashMap::new(),
-                last_error: HashMap::new(),
+                sent: Seen::default(),
+                fleet: Seen::default(),
                 polling: false,
             }),
-            inbox: Mutex::new(inbox),
             closing: watch::Sender::new(false),
         })
     }
@@ -302,7 +347,10 @@ impl Hub {
                 if last == st.recent_after {
                     return Some(0);
                 }
-                let at = st.recent.iter().position(|(_, item)| item.id == last)?;
+                let at = st
+                    .recent
+                    .iter()
+                    .position(|(_, item)| item.id == Some(last))?;
                 Some(at + 1)
             });
             let replay: Option<Vec<Item>> = from.map(|from| {
@@ -342,8 +390,8 @@ impl Hub {
         if start_poll {
             tokio::spawn(self.clone().poll());
         }
-        let inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(inbox) = inbox {
+        // The fleet's events, from the first stream on (the bus hands its receiver out once).
+        if let Some(inbox) = self.config.fleet.as_ref().and_then(|bus| bus.listen()) {
             tokio::spawn(self.clone().receive(inbox));
         }
         let first: Vec<Item> = match replay {
@@ -391,16 +439,16 @@ impl Hub {
             .map(|entry| match entry {
                 BatchEntry::Quote(q) => {
                     if let Some(s) = q.key() {
-                        st.last_quote.entry(s).or_insert_with(|| q.clone());
+                        st.sent.quotes.entry(s).or_insert_with(|| q.clone());
                     }
                     Item {
-                        id,
+                        id: Some(id),
                         kind: "quote",
                         data: json(q),
                     }
                 }
                 BatchEntry::Error(e) => Item {
-                    id,
+                    id: Some(id),
                     kind: "error",
                     data: json(e),
                 },
@@ -442,24 +490,25 @@ impl Hub {
                 match bus.register(&symbols, fleet::lease_for(window)).await {
                     Ok(false) => continue,
                     Ok(true) => {
-                        if let Ok(wanted) = bus.wanted().await {
-                            let changes = self.poll_once(&wanted).await;
-                            if let Err(e) = bus
-                                .publish(changes.iter().map(Change::to_bus).collect())
-                                .await
-                            {
-                                tracing::warn!(
-                                    "the fleet's push bus failed, pushing here only: {e}"
-                                );
-                                self.deliver(changes, None);
+                        // On a failure the changes stay unpublished: the next window publishes
+                        // them, or (the bus down) every relay polls for itself.
+                        let published = match bus.wanted().await {
+                            Ok(wanted) => {
+                                let changes = self.poll_once(&wanted, Compare::Fleet).await;
+                                bus.publish(changes.iter().map(Change::to_bus).collect())
+                                    .await
                             }
-                            continue;
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = published {
+                            tracing::warn!("the fleet's push bus failed: {e}");
                         }
+                        continue;
                     }
                     Err(e) => tracing::debug!("the fleet's push bus is unavailable: {e}"),
                 }
             }
-            let changes = self.poll_once(&symbols).await;
+            let changes = self.poll_once(&symbols, Compare::Sent).await;
             self.deliver(changes, None);
         }
     }
@@ -475,24 +524,23 @@ impl Hub {
         Some(st.symbols())
     }
 
-    /// Asks for `symbols` (one batch), and says what changed since the last events.
-    async fn poll_once(&self, symbols: &[Symbol]) -> Vec<Change> {
+    /// Asks for `symbols` (one batch), and says what changed since what was sent here, or
+    /// since the fleet's events. `refresh` asks the upstreams.
+    async fn poll_once(&self, symbols: &[Symbol], compare: Compare) -> Vec<Change> {
         let keys: Vec<String> = symbols.iter().map(Symbol::key).collect();
-        let entries = self.db.get_realtime_data_batch(&keys).await;
+        let options = FetchOptions {
+            force_refresh: compare == Compare::Refreshed,
+        };
+        let entries = self.db.get_realtime_data_batch_with(&keys, options).await;
         let st = self.lock();
+        let seen = if compare == Compare::Fleet {
+            &st.fleet
+        } else {
+            &st.sent
+        };
         let mut changes = Vec::new();
         for (&symbol, entry) in symbols.iter().zip(entries) {
-            let unchanged = match &entry {
-                BatchEntry::Quote(q) => {
-                    !st.last_error.contains_key(&symbol)
-                        && st
-                            .last_quote
-                            .get(&symbol)
-                            .is_some_and(|b| b.same_market_data(q))
-                }
-                BatchEntry::Error(e) => st.last_error.get(&symbol) == Some(&e.code),
-            };
-            if !unchanged {
+            if !seen.knows(symbol, &entry) {
                 let payload = match entry {
                     BatchEntry::Quote(q) => Payload::Quote(q),
                     BatchEntry::Error(e) => Payload::Error(e),
@@ -503,8 +551,11 @@ impl Hub {
         changes
     }
 
-    /// Hands the fleet's events out as they arrive; after a gap (events lost on the way),
-    /// the missed window is forgotten and this relay's own symbols are polled once.
+    /// Hands the fleet's events out as they arrive. After a gap (events lost on the way) the
+    /// recent window is forgotten, and this relay's own symbols are asked for once more from
+    /// the upstreams (its memory may be older than the lost events): what changed since its
+    /// streams' last event is pushed with ids of this relay, and replaces the batch that came
+    /// after the gap.
     async fn receive(self: Arc<Self>, mut inbox: mpsc::Receiver<Published>) {
         let mut closing = self.closing.subscribe();
         loop {
@@ -515,26 +566,26 @@ impl Hub {
                 },
                 _ = closing.changed() => return,
             };
+            let (epoch, first) = (published.epoch, published.first);
+            let count = published.events.len() as u64;
+            let Some(last) = first.checked_add(count).filter(|_| count > 0) else {
+                continue;
+            };
             let gap = {
                 let mut st = self.lock();
-                let gap = st.fleet_last.is_some_and(|(epoch, seq)| {
-                    epoch != published.epoch || published.first != seq + 1
-                });
+                let gap = (st.fleet_last)
+                    .is_some_and(|(e, seq)| e != epoch || seq.checked_add(1) != Some(first));
                 if gap {
-                    // No id from before the gap resumes here: those clients get the current
-                    // quotes.
+                    // Only a client that had every event up to the gap resumes here (with what
+                    // the catch-up below pushes); an older id gets the current quotes.
                     st.recent.clear();
-                    st.recent_after = (published.epoch, published.first.saturating_sub(1));
+                    st.recent_after = st.last_id;
                 }
-                let count = published.events.len() as u64;
-                st.fleet_last = Some((published.epoch, published.first + count.saturating_sub(1)));
+                st.fleet_last = Some((epoch, last - 1));
                 gap
             };
-            let first = published.first;
-            let changes: Vec<(Id, Change)> = (published.events.into_iter().enumerate())
-                .filter_map(|(i, e)| {
-                    Some(((published.epoch, first + i as u64), Change::from_bus(e)?))
-                })
+            let changes: Vec<(Id, Change)> = (published.events.into_iter().zip(first..))
+                .filter_map(|(e, seq)| Some(((epoch, seq), Change::from_bus(e)?)))
                 .collect();
             // The relay's own answers (and the snapshots of new streams) are then as new as
             // what its streams were sent.
@@ -545,13 +596,20 @@ impl Hub {
                 })
                 .collect();
             self.db.remember_in_memory(&quotes);
-            for (id, change) in changes {
-                self.deliver(vec![change], Some(id));
+            {
+                let mut st = self.lock();
+                for (_, change) in &changes {
+                    st.fleet.record(change.symbol, &change.payload);
+                }
             }
             if gap {
                 let symbols = self.lock().symbols();
-                let changes = self.poll_once(&symbols).await;
-                self.deliver(changes, None);
+                let caught_up = self.poll_once(&symbols, Compare::Refreshed).await;
+                self.deliver(caught_up, None);
+                continue;
+            }
+            for (id, change) in changes {
+                self.deliver(vec![change], Some(id));
             }
         }
     }
@@ -563,16 +621,7 @@ impl Hub {
         let mut st = self.lock();
         for change in changes {
             let symbol = change.symbol;
-            let new = match &change.payload {
-                Payload::Quote(q) => {
-                    let had_error = st.last_error.remove(&symbol).is_some();
-                    let before = st.last_quote.insert(symbol, q.clone());
-                    had_error || !before.is_some_and(|b| b.same_market_data(q))
-                }
-                Payload::Error(e) => {
-                    st.last_error.insert(symbol, e.code.clone()).as_ref() != Some(&e.code)
-                }
-            };
+            let new = st.sent.record(symbol, &change.payload);
             if !new && id.is_none() {
                 continue;
             }
@@ -581,14 +630,20 @@ impl Hub {
                 (self.epoch, st.local_seq)
             });
             let item = Item {
-                id,
+                id: Some(id),
                 kind: change.kind(),
                 data: change.data,
             };
             st.last_id = id;
             if st.recent.len() == RECENT_EVENTS {
-                if let Some((_, oldest)) = st.recent.pop_front() {
-                    st.recent_after = oldest.id;
+                if let Some((
+                    _,
+                    Item {
+                        id: Some(oldest), ..
+                    },
+                )) = st.recent.pop_front()
+                {
+                    st.recent_after = oldest;
                 }
             }
             st.recent.push_back((symbol, item.clone()));
@@ -617,8 +672,9 @@ impl Hub {
                         code: "too_slow".into(),
                     };
                     if let Some(kill) = sub.kill.take() {
+                        // Without an id: the client resumes from the last event it read.
                         let _ = kill.send(Item {
-                            id: st.last_id,
+                            id: None,
                             kind: "error",
                             data: json(&last),
                         });
