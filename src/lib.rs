@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod calendar;
+mod dates;
 mod engine;
 pub mod error;
 pub mod history;

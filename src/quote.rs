@@ -86,8 +86,10 @@ pub struct Quote {
     /// Yuan.
     pub amount: f64,
     /// The upstream's own time for the quote, exchange time (`+08:00`).
+    #[serde(default, deserialize_with = "crate::dates::de_opt_datetime")]
     pub quote_time: Option<DateTime<FixedOffset>>,
     /// When quantdb fetched it from the upstream, exchange time (`+08:00`).
+    #[serde(deserialize_with = "crate::dates::de_datetime")]
     pub timestamp: DateTime<FixedOffset>,
     /// Whether this answer came from a cache tier.
     pub cache_hit: bool,

@@ -332,8 +332,8 @@ const CONNECTION_TEXT = {
   idle: "idle",
 };
 
-function setConnection(state) {
-  if (ui.connection.dataset.connection === state) {
+function setConnection(state, reason) {
+  if (ui.connection.dataset.connection === state && !reason) {
     return;
   }
   const since = localClock();
@@ -341,15 +341,18 @@ function setConnection(state) {
     connecting: "Opening the relay's stream.",
     live: "The relay's stream is open: quotes come as they change.",
     reconnecting: `The relay's stream dropped at ${since}: reconnecting.`,
-    offline: `No stream from the relay since ${since}: the rows show the last quotes; the page keeps trying.`,
+    offline: reason
+      ? `The relay refused the stream at ${since} (${reason.code}): ${reason.error}. The rows show the last quotes; the page tries again.`
+      : `No stream from the relay since ${since}: the rows show the last quotes; the page keeps trying.`,
     idle: "Nothing to follow: add a symbol.",
   };
   ui.connection.dataset.connection = state;
+  ui.connection.dataset.reason = reason?.code ?? "";
   ui.connection.textContent = CONNECTION_TEXT[state];
   ui.connection.title = titles[state];
 }
 
-function onStatus(status) {
+function onStatus(status, reason) {
   if (status === "live") {
     clearTimeout(live.offlineTimer);
     live.offlineTimer = null;
@@ -361,10 +364,11 @@ function onStatus(status) {
     }
     live.offlineTimer ??= setTimeout(() => setConnection("offline"), OFFLINE_AFTER_MS);
   } else if (status === "closed") {
-    // Not ours (that one is not reported): the relay refused the stream, the browser gave up.
+    // Not ours (that one is not reported): the relay refused the stream (`reason` says why),
+    // or the browser gave up.
     clearTimeout(live.offlineTimer);
     live.offlineTimer = null;
-    setConnection("offline");
+    setConnection("offline", reason);
     live.symbols = null;
     clearTimeout(live.timer);
     live.timer = setTimeout(subscribe, RESUBSCRIBE_MS);
@@ -408,7 +412,7 @@ function subscribe() {
   try {
     live.subscription = db.subscribe(symbols, (quote) => current() && onQuote(quote), {
       onError: (entry) => current() && onSymbolError(entry),
-      onStatus: (status) => current() && onStatus(status),
+      onStatus: (status, reason) => current() && onStatus(status, reason),
     });
     live.symbols = symbols.join(",");
   } catch (err) {

@@ -13,7 +13,8 @@
 // candle) follow with no reload and no request, the changed cells flash; stopping the relay
 // turns the connection indicator to reconnecting, then offline, and a relay started again on
 // its address brings it back live; after a reload the stream's first quotes replace the
-// cache's without flashing. A screenshot with the chart goes to artifacts/web-demo.png.
+// cache's without flashing; a relay at its stream limit refuses a second page, which says why.
+// A screenshot with the chart goes to artifacts/web-demo.png.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -850,7 +851,37 @@ test("l. after a reload, the stream's newer quotes replace the cache's without f
   assert.deepEqual(await page.evaluate(() => window.flashLog), [], "the first quotes after the cache's do not flash");
 });
 
-test("m. screenshot with the chart, and no script error on the page", async () => {
+test("m. a relay at its stream limit says why it refused the page's stream", async () => {
+  // A relay that serves one stream, and that one taken.
+  const full = await startServer(
+    QUANTDB_BIN,
+    ["--memory-only", "serve", "--port", "0", "--max-streams", "1"],
+    "quantdb relay listening on",
+    {
+      QUANTDB_SINA_URL: mock.url, QUANTDB_TENCENT_URL: mock.url, QUANTDB_EASTMONEY_URL: mock.url,
+      QUANTDB_CLOCK_START: clockNow(),
+    },
+  );
+  cleanups.push(full.stop);
+  const held = new AbortController();
+  const taken = await fetch(`${full.url}/api/v1/stream?symbols=600000`, { signal: held.signal });
+  assert.equal(taken.status, 200);
+  const other = await page.context().newPage();
+  other.setDefaultTimeout(WAIT_MS);
+  try {
+    const query = new URLSearchParams({ relay: full.url, ttl: String(LONG_TTL), db: "quantdb-e2e-full", clockStart: clockNow() });
+    await other.goto(`${web.url}/?${query}`);
+    // The same watchlist (the page keeps it per origin): its stream is refused.
+    await other.waitForSelector('#connection[data-connection="offline"][data-reason="too_many_streams"]');
+    assert.match(await other.getAttribute("#connection", "title"), /as many streams open as it serves/);
+  } finally {
+    held.abort();
+    await other.close();
+    await full.stop();
+  }
+});
+
+test("n. screenshot with the chart, and no script error on the page", async () => {
   await page.click('tr[data-symbol="sh600000"] td.name');
   await waitForChart({ state: "ok", symbol: "sh600000" });
   await waitForConnection("live");

@@ -20,6 +20,7 @@ use super::{Adjust, Bar, Period, RawBar};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Factors {
     /// `(ex-date, factor)`, oldest first.
+    #[serde(deserialize_with = "crate::dates::de_date_rows")]
     rows: Vec<(NaiveDate, f64)>,
 }
 

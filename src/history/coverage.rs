@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Coverage(Vec<(NaiveDate, NaiveDate)>);
+pub struct Coverage(
+    #[serde(deserialize_with = "crate::dates::de_date_ranges")] Vec<(NaiveDate, NaiveDate)>,
+);
 
 impl Coverage {
     /// Marks `start..=end` covered (nothing when `start > end`).

@@ -137,18 +137,18 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, Error> {
 /// would add tens of kilobytes to the browser package.)
 pub(crate) fn ymd(text: &str) -> Option<NaiveDate> {
     let b = text.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = b.get(r)?;
-        part.iter().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
+    let date = match b.len() {
+        8 => {
+            let year = i32::try_from(crate::dates::digits(&b[0..4])?).ok()?;
+            let (month, day) = (
+                crate::dates::digits(&b[4..6])?,
+                crate::dates::digits(&b[6..8])?,
+            );
+            NaiveDate::from_ymd_opt(year, month, day)?
+        }
+        _ => crate::dates::iso_date(text)?,
     };
-    let (y, m, d) = match b.len() {
-        8 => (digits(0..4)?, digits(4..6)?, digits(6..8)?),
-        10 if b[4] == b'-' && b[7] == b'-' => (digits(0..4)?, digits(5..7)?, digits(8..10)?),
-        _ => return None,
-    };
-    NaiveDate::from_ymd_opt(y as i32, m, d).filter(|d| (1900..=9999).contains(&d.year()))
+    Some(date).filter(|d| (1900..=9999).contains(&d.year()))
 }
 
 /// `YYYY-MM-DD` (or `YYYYMMDD` with `compact`).
@@ -231,6 +231,7 @@ impl HistoryRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bar {
     /// The trading day (the period's last trading day for weekly and monthly bars).
+    #[serde(deserialize_with = "crate::dates::de_date")]
     pub date: NaiveDate,
     /// Open.
     pub open: f64,
@@ -264,6 +265,7 @@ const MAX_PRICE: f64 = 1e9;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RawBar {
     /// The trading day.
+    #[serde(deserialize_with = "crate::dates::de_date")]
     pub date: NaiveDate,
     /// Open.
     pub open: f64,

@@ -16,6 +16,7 @@ pub struct FactorState {
     /// The table.
     pub table: Factors,
     /// The exchange date it was fetched on.
+    #[serde(deserialize_with = "crate::dates::de_date")]
     pub checked_on: NaiveDate,
 }
 

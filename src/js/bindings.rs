@@ -54,8 +54,11 @@ struct Options {
     timeout_ms: Option<f64>,
     max_concurrent_requests: Option<f64>,
     max_stale_seconds: Option<f64>,
+    #[serde(default, deserialize_with = "crate::dates::de_opt_dates")]
     extra_closures: Option<Vec<NaiveDate>>,
+    #[serde(default, deserialize_with = "crate::dates::de_opt_datetime")]
     now: Option<DateTime<FixedOffset>>,
+    #[serde(default, deserialize_with = "crate::dates::de_opt_datetime")]
     clock_start: Option<DateTime<FixedOffset>>,
 }
 
@@ -401,6 +404,8 @@ extern "C" {
 pub struct Subscription {
     source: Option<web_sys::EventSource>,
     closed: std::rc::Rc<std::cell::Cell<bool>>,
+    /// `{ closed }`, read by the JavaScript that reports a refused stream.
+    token: js_sys::Object,
     _listeners: Vec<Closure<dyn FnMut(web_sys::Event)>>,
 }
 
@@ -410,6 +415,7 @@ impl Subscription {
     /// says that the browser gave up the stream).
     pub fn close(&mut self) {
         if !self.closed.replace(true) {
+            let _ = js_sys::Reflect::set(&self.token, &"closed".into(), &true.into());
             if let Some(source) = self.source.take() {
                 source.close();
             }
@@ -421,6 +427,14 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+#[wasm_bindgen(module = "/src/js/refusal.js")]
+extern "C" {
+    /// Calls `on_status("closed", reason)` with the relay's reason for refusing `url` (or
+    /// none), unless `token.closed` is set by then.
+    #[wasm_bindgen(js_name = reportClosed)]
+    fn report_closed(url: &str, on_status: &js_sys::Function, token: &js_sys::Object);
 }
 
 /// A callback option (`onError`, `onStatus`), when given.
@@ -446,6 +460,7 @@ impl QuantDB {
         let on_error = callback(&options, "onError");
         let on_status = callback(&options, "onStatus");
         let closed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let token = js_sys::Object::new();
         let deliver = {
             let (db, on_quote, on_error) = (self.db.clone(), on_quote.clone(), on_error.clone());
             move |entry: BatchEntry| {
@@ -483,6 +498,7 @@ impl QuantDB {
             return Ok(Subscription {
                 source: None,
                 closed,
+                token,
                 _listeners: Vec::new(),
             });
         };
@@ -511,6 +527,7 @@ impl QuantDB {
             let deliver = deliver.clone();
             let on_status = on_status.clone();
             let state_of = source.clone();
+            let (url, token) = (url.clone(), token.clone());
             let listener =
                 Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
                     // Our `event: error` carries a symbol's error; EventSource's own `error` event
@@ -523,9 +540,14 @@ impl QuantDB {
                                 (_, web_sys::EventSource::CLOSED) => "closed",
                                 _ => "reconnecting",
                             };
-                            if let Some(f) = &on_status {
+                            let Some(f) = on_status.clone() else { return };
+                            if status != "closed" {
                                 let _ = f.call1(&JsValue::NULL, &status.into());
+                                return;
                             }
+                            // The browser gives a stream up when the answer is not one (the
+                            // relay refused it, say at its limit): ask once more for the reason.
+                            report_closed(&url, &f, &token);
                         }
                         _ => {}
                     }
@@ -536,6 +558,7 @@ impl QuantDB {
         Ok(Subscription {
             source: Some(source),
             closed,
+            token,
             _listeners: listeners,
         })
     }

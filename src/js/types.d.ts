@@ -80,9 +80,19 @@ export interface SubscribeOptions {
   onError?: (error: SymbolError) => void;
   /**
    * The connection: "live", "reconnecting" (in relay mode, while the EventSource retries),
-   * "closed" (the browser gave the stream up). Not called for the app's own `close()`.
+   * "closed" (the browser gave the stream up), with the relay's reason when it refused the
+   * stream (for example `too_many_streams` at its limit). Not called for the app's own
+   * `close()`.
    */
-  onStatus?: (status: "live" | "reconnecting" | "closed") => void;
+  onStatus?: (status: "live" | "reconnecting" | "closed", reason?: StreamRefusal) => void;
+}
+
+/** Why a relay refused a stream: its HTTP status and its error body. */
+export interface StreamRefusal {
+  status: number;
+  /** `too_many_streams`, `too_many_symbols`, `invalid_symbol`, `bad_request`, ... */
+  code: string;
+  error: string;
 }
 
 /** `getStockData` options. Dates are "YYYYMMDD" or "YYYY-MM-DD". */
