@@ -22,6 +22,18 @@ use crate::error::Error;
 use crate::store::{HistoryStore, Store};
 use crate::transport::Transport;
 
+/// A random number of 53 bits (exact in JavaScript too): the epoch of a relay's event ids,
+/// a fleet's, a client's name on its leases.
+#[cfg(any(feature = "relay", feature = "redis"))]
+pub(crate) fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    random.write_u128(now.map_or(0, |d| d.as_nanos()));
+    random.write_u32(std::process::id());
+    random.finish() >> 11
+}
+
 /// The default cache directory: the platform cache directory plus `quantdb`
 /// (`~/.cache/quantdb` on Linux).
 pub fn default_cache_dir() -> Option<PathBuf> {

@@ -39,14 +39,11 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// A store's name on its leases, unique in the fleet: two relays on two hosts may have the
 /// same process id.
 fn client_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
-    random.write_u32(std::process::id());
     format!(
         "{}-{}-{:x}",
         std::process::id(),
         NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        random.finish()
+        super::random_id()
     )
 }
 

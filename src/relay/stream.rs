@@ -8,10 +8,13 @@
 //!   once a TTL window during sessions (the TTL in force outside them, not at all while the
 //!   market is closed for the day), as one batch: one upstream request per chunk per window,
 //!   however many subscribers.
-//! - Every event has an `id:` (`<epoch>-<sequence>`: the epoch tells this relay process
-//!   from another, or from its own earlier run), and the first one `retry:` advice. A client
-//!   reconnecting with `Last-Event-ID` gets the events it missed while they are in the hub's
-//!   recent window; with an id of another relay or run, or too old, the current quotes again. A comment every 15 s keeps quiet connections open.
+//! - Every event has an `id:` (`<epoch>-<sequence>`), and the first one `retry:` advice. A
+//!   lone relay numbers its events itself (its epoch tells this process from another, or from
+//!   its own earlier run); in a fleet ([`super::fleet`]) the fleet numbers them, the same on
+//!   every relay. A client reconnecting with `Last-Event-ID` gets the events it missed while
+//!   they are in the hub's recent window (the last 10,000); with an id the hub does not know
+//!   (another relay's own numbering, an earlier run, too old, from before a gap) the current
+//!   quotes again. A comment every 15 s keeps quiet connections open.
 //! - Bounds: `max_streams` streams, the relay's `max_symbols` per stream, and per subscriber
 //!   `stream_buffer` events waiting beyond one change of each of its symbols: a subscriber
 //!   too slow to read gets a final `event: error` (code `too_slow`) and is disconnected, and
@@ -279,10 +282,7 @@ fn json<T: serde::Serialize>(value: &T) -> Arc<str> {
 
 impl Hub {
     pub(super) fn new(db: QuantDb, config: StreamConfig) -> Arc<Hub> {
-        let epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64)
-            ^ u64::from(std::process::id()) << 40;
+        let epoch = crate::native::random_id();
         Arc::new(Hub {
             db,
             config,

@@ -132,7 +132,7 @@ impl PushBus for RedisStore {
             invocation
                 .key(self.0.push_key("seq"))
                 .arg(events.len())
-                .arg(new_epoch())
+                .arg(crate::native::random_id())
                 .arg(self.0.push_channel())
                 .arg(body);
             self.0
@@ -175,16 +175,4 @@ impl PushBus for RedisStore {
             }
         })
     }
-}
-
-/// A new epoch for the fleet's event ids: random, within 53 bits (exact in JavaScript too).
-fn new_epoch() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() >> 11
 }
