@@ -592,3 +592,60 @@ async fn relays_share_a_redis_over_tls() {
     );
     assert_eq!(mock.requests().total, 2);
 }
+
+/// The relay that polls for a fleet's streams dies (SIGKILL): another relay holds the poll
+/// lease within the lease's 6 s, although a TTL window is 30 s here.
+#[tokio::test]
+async fn a_dead_polling_relay_is_replaced_within_its_lease() {
+    let redis = redis_server::RedisServer::start(redis_server::free_port());
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let (a, a_url) = start_relay(&mock, dir.path(), &["--port", "0", "--redis", &url]).await;
+    let (b, b_url) = start_relay(&mock, dir.path(), &["--port", "0", "--redis", &url]).await;
+    let mut streams = Vec::new();
+    for base in [&a_url, &b_url] {
+        let stream = reqwest::get(format!("{base}/api/v1/stream?symbols=600000"))
+            .await
+            .unwrap();
+        assert_eq!(stream.status().as_u16(), 200);
+        streams.push(stream);
+    }
+    // The lease holder's name starts with its process id.
+    let holder = || {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "GET", "quantdb:push:leader"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.split('-')
+            .next()
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+    };
+    let start = std::time::Instant::now();
+    let polling = loop {
+        if let Some(pid) = holder() {
+            break pid;
+        }
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "no relay took the poll lease"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let (mut dead, survivor) = if a.id() == Some(polling) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(dead.id(), Some(polling));
+    dead.kill().await.unwrap();
+    let killed = std::time::Instant::now();
+    while holder() != survivor.id() {
+        assert!(
+            killed.elapsed().as_secs() < 15,
+            "the lease was not taken over within 15 s (it lasts 6 s; a window is 30 s)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -69,8 +69,10 @@ pub trait PushBus: Send + Sync + Debug {
     fn resign(&self) -> BoxFuture<'_, ()>;
 }
 
-/// How long the poll lease is held: a few windows, and at least two seconds, so that a slow
-/// poll does not lose it, while a dead relay's lease runs out soon.
-pub(super) fn lease_for(window: Duration) -> Duration {
-    (window * 3).max(Duration::from_secs(2))
-}
+/// How often each relay of a fleet says which symbols its streams want, and the polling relay
+/// renews its lease (also while it polls: a slow upstream does not cost it the lease).
+pub(super) const RENEW_EVERY: Duration = Duration::from_secs(2);
+
+/// How long the poll lease and a relay's symbols last unrenewed: a polling relay that died is
+/// replaced within this, whatever the TTL.
+pub(super) const LEASE: Duration = Duration::from_secs(6);

@@ -379,10 +379,10 @@ impl Hub {
             )
         };
         // New symbols: the fleet's poll learns them now, not a window later.
-        if let (Some(bus), Some(all), Some(window)) = (self.bus(), grown, self.interval()) {
+        if let (Some(bus), Some(all)) = (self.bus(), grown) {
             let bus = bus.clone();
             tokio::spawn(async move {
-                if let Err(e) = bus.register(&all, fleet::lease_for(window)).await {
+                if let Err(e) = bus.register(&all, fleet::LEASE).await {
                     tracing::debug!("the fleet's push bus is unavailable: {e}");
                 }
             });
@@ -471,10 +471,16 @@ impl Hub {
     /// the poll lease polls, for every relay's streams; the others' streams get its events.
     async fn poll(self: Arc<Self>) {
         let mut closing = self.closing.subscribe();
+        let mut last_poll: Option<tokio::time::Instant> = None;
         loop {
             let wait = self.interval();
+            // In a fleet the lease is renewed more often than a TTL window.
+            let tick = match (&self.config.fleet, wait) {
+                (Some(_), Some(window)) => window.min(fleet::RENEW_EVERY),
+                (_, wait) => wait.unwrap_or(CLOSED_CHECK),
+            };
             tokio::select! {
-                _ = tokio::time::sleep(wait.unwrap_or(CLOSED_CHECK)) => {}
+                _ = tokio::time::sleep(tick) => {}
                 _ = closing.changed() => {}
             }
             let Some(symbols) = self.keep_polling() else {
@@ -486,30 +492,53 @@ impl Hub {
             let Some(window) = wait.filter(|_| !symbols.is_empty()) else {
                 continue;
             };
+            // (Half a tick early rather than a tick late: the timer's rounding never skips a
+            // window.)
+            let due = last_poll.is_none_or(|t| t.elapsed() + tick / 2 >= window);
             if let Some(bus) = self.bus() {
-                match bus.register(&symbols, fleet::lease_for(window)).await {
+                match bus.register(&symbols, fleet::LEASE).await {
                     Ok(false) => continue,
                     Ok(true) => {
-                        // On a failure the changes stay unpublished: the next window publishes
-                        // them, or (the bus down) every relay polls for itself.
-                        let published = match bus.wanted().await {
-                            Ok(wanted) => {
-                                let changes = self.poll_once(&wanted, Compare::Fleet).await;
-                                bus.publish(changes.iter().map(Change::to_bus).collect())
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        };
-                        if let Err(e) = published {
-                            tracing::warn!("the fleet's push bus failed: {e}");
+                        if due {
+                            last_poll = Some(tokio::time::Instant::now());
+                            self.poll_fleet(bus, &symbols).await;
                         }
                         continue;
                     }
                     Err(e) => tracing::debug!("the fleet's push bus is unavailable: {e}"),
                 }
             }
-            let changes = self.poll_once(&symbols, Compare::Sent).await;
-            self.deliver(changes, None);
+            if due {
+                last_poll = Some(tokio::time::Instant::now());
+                let changes = self.poll_once(&symbols, Compare::Sent).await;
+                self.deliver(changes, None);
+            }
+        }
+    }
+
+    /// The polling relay of a fleet: asks for every relay's symbols and publishes what
+    /// changed, renewing its lease meanwhile. On a failure the changes stay unpublished: the
+    /// next window publishes them, or (the bus down) every relay polls for itself.
+    async fn poll_fleet(&self, bus: &Arc<dyn PushBus>, symbols: &[Symbol]) {
+        let work = async {
+            let wanted = bus.wanted().await?;
+            let changes = self.poll_once(&wanted, Compare::Fleet).await;
+            bus.publish(changes.iter().map(Change::to_bus).collect())
+                .await
+        };
+        let mut work = std::pin::pin!(work);
+        let published = loop {
+            tokio::select! {
+                done = &mut work => break done,
+                _ = tokio::time::sleep(fleet::RENEW_EVERY) => {
+                    if let Err(e) = bus.register(symbols, fleet::LEASE).await {
+                        tracing::debug!("the poll lease was not renewed: {e}");
+                    }
+                }
+            }
+        };
+        if let Err(e) = published {
+            tracing::warn!("the fleet's push bus failed: {e}");
         }
     }
 
