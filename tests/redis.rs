@@ -262,6 +262,40 @@ async fn a_lease_holder_without_a_quote_holds_nobody_up() {
     }
 }
 
+/// An error answer from Redis (here a lease key of another type, which the script that gives
+/// leases back cannot read) fails that command only: Redis is not taken for unavailable, as it
+/// is when the connection goes.
+#[tokio::test]
+async fn an_error_answer_is_not_an_outage() {
+    use quantdb::{Coordinator, Store, Symbol};
+    let redis = RedisServer::start(free_port());
+    let store = RedisStore::open(&redis.url(), "test:", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "HSET",
+            "test:lease:sh600000",
+            "f",
+            "v",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sh = Symbol::from_key("sh600000").unwrap();
+    Coordinator::announce(&store, &[sh]).await;
+    assert!(
+        Store::is_available(&store),
+        "one failed script is not an outage"
+    );
+    assert!(store.load(&[sh]).await.is_ok());
+    redis.stop();
+    assert!(store.load(&[sh]).await.is_err());
+    assert!(!Store::is_available(&store), "a lost connection is");
+}
+
 /// Push from a fleet: subscribers spread over three relays on one Redis get every change of
 /// their hundred symbols, in order, while the upstream sees one request a window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -549,10 +583,11 @@ async fn a_gap_in_the_fleets_events_is_caught_up() {
     // still fresh: only the upstream knows); then a later batch does.
     mock.set_tick(2);
     let event = r#"{"symbol":"sh600000","kind":"error","data":"{\"symbol\":\"600000\",\"input\":\"600000\",\"error\":\"x\",\"code\":\"upstream_error\"}"}"#;
-    let message = format!(
-        r#"{{"epoch":{epoch},"first":{},"events":[{event}]}}"#,
-        seq + 10
-    );
+    // Numbered as the fleet would have numbered it after nine lost events, and the fleet's
+    // numbering goes on from there.
+    let lost = (seq + 10).to_string();
+    assert_eq!(cli(&["HSET", "test:push:seq", "seq", &lost]), "0");
+    let message = format!(r#"{{"epoch":{epoch},"first":{lost},"events":[{event}]}}"#);
     assert_eq!(
         cli(&["PUBLISH", "test:push", &message]),
         "1",

@@ -171,8 +171,8 @@ impl Shared {
         format!("{}fresh", self.prefix)
     }
 
-    /// Runs one command on the connection within the timeout; a failure marks the store
-    /// unavailable and starts reconnecting.
+    /// Runs one command on the connection within the timeout; a connection failure or a
+    /// timeout marks the store unavailable and starts reconnecting.
     async fn run<T, F>(
         self: &Arc<Self>,
         command: impl FnOnce(ConnectionManager) -> F,
@@ -191,7 +191,11 @@ impl Shared {
         match tokio::time::timeout(COMMAND_TIMEOUT, command(connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                self.reconnect_behind();
+                // A lost or refused connection makes Redis unavailable until it reconnects;
+                // an error answer (a script's, a key of another type) fails this command only.
+                if e.is_io_error() || e.is_unrecoverable_error() {
+                    self.reconnect_behind();
+                }
                 Err(storage(e))
             }
             Err(_) => {
