@@ -5,7 +5,8 @@
 times (default 3); for each move the script waits until every subscriber has the change of
 every symbol, and prints how long that took after the move and after the upstream answered
 the poll that saw it (p50, p99 and the last subscriber), and how many upstream requests the
-fleet made; then how many it makes in 10 s of still prices.
+fleet made; then how many it makes in 10 s of still prices. It fails when a subscriber misses
+a change, or gets a symbol's events out of order.
 
 usage: scripts/push-fleet.py [N] [W] [IDLE]
        IDLE: the still seconds, default 10; BIN_DIR: the binaries, default target/debug;
@@ -27,8 +28,8 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 WINDOWS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 IDLE = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 CLOCK = "2026-11-30T10:00:00+08:00"
-# A quote event's symbol and price (the quote's JSON starts with them, the name between).
-QUOTE = re.compile(rb'event: quote\ndata: \{"symbol":"(\d{6})",.*?"current_price":([-0-9.e]+)')
+# A quote event's id, symbol and price (the quote's JSON starts with them, the name between).
+QUOTE = re.compile(rb'id: (\d+)-(\d+)\nevent: quote\ndata: \{"symbol":"(\d{6})",.*?"current_price":([-0-9.e]+)')
 
 
 def free_port():
@@ -74,7 +75,7 @@ try:
         s = socket.create_connection((host, int(port)))
         s.sendall(f"GET /api/v1/stream?symbols={symbols} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
         s.setblocking(False)
-        sub = {"sock": s, "buf": b"", "last": {}, "events": 0}
+        sub = {"sock": s, "buf": b"", "last": {}, "order": {}, "events": 0}
         subs.append(sub)
         sel.register(s, selectors.EVENT_READ, sub)
 
@@ -95,8 +96,15 @@ try:
                 end = sub["buf"].rfind(b"\n\n")
                 if end >= 0:
                     done_part, sub["buf"] = sub["buf"][:end + 2], sub["buf"][end + 2:]
-                    for symbol, price in QUOTE.findall(done_part):
-                        sub["last"][symbol.decode()] = float(price)
+                    for epoch, seq, symbol, price in QUOTE.findall(done_part):
+                        symbol, order = symbol.decode(), (int(epoch), int(seq))
+                        # In order per symbol: a later event of a symbol has a later id (an
+                        # id of another numbering, the relay's own, says nothing of order).
+                        before = sub["order"].get(symbol)
+                        if before and before[0] == order[0] and order[1] <= before[1]:
+                            raise SystemExit(f"{symbol}: event {order} after {before}")
+                        sub["order"][symbol] = order
+                        sub["last"][symbol] = float(price)
                         sub["events"] += 1
                 on_read(sub)
         return True

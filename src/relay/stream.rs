@@ -86,11 +86,11 @@ struct Item {
 impl Item {
     /// The event, its id `<epoch>-<sequence>`.
     fn event(&self) -> Event {
-        let event = Event::default().event(self.kind).data(&*self.data);
-        match self.id {
-            Some((epoch, seq)) => event.id(format!("{epoch}-{seq}")),
-            None => event,
-        }
+        let event = match self.id {
+            Some((epoch, seq)) => Event::default().id(format!("{epoch}-{seq}")),
+            None => Event::default(),
+        };
+        event.event(self.kind).data(&*self.data)
     }
 }
 
