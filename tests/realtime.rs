@@ -370,6 +370,42 @@ async fn restart_is_served_from_the_file_cache() {
     assert_eq!(mock.requests().total, 2);
 }
 
+/// Twenty callers at once, cold, on what the file cache holds: one read of the file cache
+/// for all of them (the others wait for it), and every one answered from it.
+#[tokio::test]
+async fn a_burst_of_cold_callers_reads_the_persistent_tier_once() {
+    let mock = mock().await;
+    let clock = ManualClock::trading();
+    let dir = tempfile::tempdir().unwrap();
+    let symbols = listed_symbols(100);
+    {
+        let first = builder(&mock, clock.clone(), Some(dir.path()))
+            .build()
+            .await
+            .unwrap();
+        first.get_realtime_data_batch(&symbols).await;
+        first.flush().await.unwrap();
+    }
+    let second = builder(&mock, clock, Some(dir.path()))
+        .build()
+        .await
+        .unwrap();
+    let answers =
+        futures_util::future::join_all((0..20).map(|_| second.get_realtime_data_batch(&symbols)))
+            .await;
+    for entries in &answers {
+        let from_disk = quotes(entries)
+            .iter()
+            .filter(|q| q.cache_source == CacheSource::Disk)
+            .count();
+        assert_eq!(from_disk, 100);
+    }
+    let stats = second.cache_stats();
+    assert_eq!(stats.persistent_reads, 1, "one read for the twenty callers");
+    assert_eq!((stats.persistent_hits, stats.misses), (2000, 0));
+    assert_eq!(mock.requests().total, 1, "the first client's request only");
+}
+
 #[tokio::test]
 async fn clearing_empties_every_tier() {
     let mock = mock().await;

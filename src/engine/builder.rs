@@ -434,6 +434,7 @@ impl QuantDbBuilder {
                 memory_capacity: self.memory_capacity,
                 max_stale: self.max_stale,
                 inflight: Mutex::default(),
+                reading: Mutex::default(),
                 permits: Semaphore::new(self.max_concurrent_requests),
                 counters: Counters::default(),
                 history,

@@ -1,4 +1,5 @@
-//! In-flight sharing: concurrent callers that want the same symbol share one upstream request.
+//! In-flight sharing: concurrent callers that want the same symbol share one upstream request,
+//! and one read of the persistent tier before it.
 //!
 //! A caller that misses the caches *claims* each symbol it needs: a symbol nobody is fetching
 //! is entered in the in-flight table and fetched by this caller (its *flight*); a symbol
@@ -15,6 +16,7 @@ use super::{fresh_in_memory, lock, Answer, Inner, QuantDb};
 use crate::error::Error;
 use crate::quote::{CacheSource, Quote};
 use crate::stats::Counters;
+use crate::store::{Store, Stored};
 use crate::symbol::Symbol;
 
 impl QuantDb {
@@ -62,6 +64,65 @@ impl QuantDb {
         for s in todo {
             out.insert(s, Err(lost(s)));
         }
+    }
+
+    /// Reads `symbols` from the persistent tier, sharing reads in progress: a symbol another
+    /// caller is reading is waited for, not read again (a burst of cold callers on the same
+    /// symbols costs one read). Each caller then judges the slots as its own.
+    pub(super) async fn load_shared(
+        &self,
+        store: &dyn Store,
+        symbols: &[Symbol],
+    ) -> Result<Vec<Stored>, Error> {
+        let inner = &self.inner;
+        let mut mine = Vec::new();
+        let mut waits = Vec::new();
+        {
+            let mut reading = lock(&inner.reading);
+            for (i, s) in symbols.iter().enumerate() {
+                match reading.get_mut(s) {
+                    Some(waiters) => {
+                        let (tx, rx) = oneshot::channel();
+                        waiters.push(tx);
+                        waits.push((i, rx));
+                    }
+                    None => {
+                        reading.insert(*s, Vec::new());
+                        mine.push(*s);
+                    }
+                }
+            }
+        }
+        let mut read = Reading {
+            inner,
+            symbols: mine,
+        };
+        let mut slots = vec![Stored::Missing; symbols.len()];
+        if !read.symbols.is_empty() {
+            Counters::add(&inner.counters.persistent_reads, 1);
+            // On an error the read is dropped: its waiters see `Canceled` (a miss to them).
+            let found = store.load(&read.symbols).await?;
+            let mut answered = HashMap::default();
+            let mut reading = lock(&inner.reading);
+            for (s, value) in read.symbols.iter().zip(found) {
+                for waiter in reading.remove(s).unwrap_or_default() {
+                    let _ = waiter.send(value.clone());
+                }
+                answered.insert(*s, value);
+            }
+            drop(reading);
+            read.symbols.clear(); // answered: nothing left to release
+            for (slot, s) in slots.iter_mut().zip(symbols) {
+                if let Some(value) = answered.remove(s) {
+                    *slot = value;
+                }
+            }
+        }
+        drop(read);
+        for (i, rx) in waits {
+            slots[i] = rx.await.unwrap_or(Stored::Missing);
+        }
+        Ok(slots)
     }
 
     /// Splits `todo` into symbols this caller fetches and symbols it waits for.
@@ -158,6 +219,22 @@ impl Drop for Flight<'_> {
             for s in &self.symbols {
                 inflight.remove(s); // drops the senders: waiters see Canceled
             }
+        }
+    }
+}
+
+/// Symbols this caller is reading from the persistent tier; dropping it releases those not
+/// answered yet (their waiters see `Canceled`).
+struct Reading<'a> {
+    inner: &'a Inner,
+    symbols: Vec<Symbol>,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut reading = lock(&self.inner.reading);
+        for s in &self.symbols {
+            reading.remove(s);
         }
     }
 }

@@ -113,6 +113,8 @@ struct Inner {
     max_stale: MaxStale,
     /// Symbols being fetched right now, with the callers waiting for them.
     inflight: Mutex<HashMap<Symbol, Vec<oneshot::Sender<Answer>>>>,
+    /// Symbols being read from the persistent tier right now, with the callers waiting.
+    reading: Mutex<HashMap<Symbol, Vec<oneshot::Sender<Stored>>>>,
     permits: Semaphore,
     counters: Counters,
     history: history::HistoryTier,
@@ -490,8 +492,7 @@ impl QuantDb {
         if pending.is_empty() {
             return self.promote(promoted, out, Vec::new());
         }
-        Counters::add(&inner.counters.persistent_reads, 1);
-        let slots = match writer.store().load(&pending).await {
+        let slots = match self.load_shared(writer.store().as_ref(), &pending).await {
             Ok(slots) => slots,
             Err(e) => {
                 Counters::add(&inner.counters.store_errors, 1);
