@@ -318,21 +318,29 @@ async fn ttl_expiry_follows_the_clock() {
     assert_eq!(mock.requests().total, 3);
 }
 
+/// A first client fetches `symbols` into the file cache in `dir` (100 of them), and is gone.
+async fn cache_on_disk(
+    mock: &MockUpstream,
+    clock: &Arc<ManualClock>,
+    dir: &std::path::Path,
+    symbols: &[String],
+) {
+    let first = builder(mock, clock.clone(), Some(dir))
+        .build()
+        .await
+        .unwrap();
+    first.get_realtime_data_batch(symbols).await;
+    first.flush().await.unwrap();
+    assert_eq!(first.cache_stats().persistent_entries, Some(100));
+}
+
 #[tokio::test]
 async fn restart_is_served_from_the_file_cache() {
     let mock = mock().await;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::trading();
     let symbols = listed_symbols(100);
-    {
-        let first = builder(&mock, clock.clone(), Some(dir.path()))
-            .build()
-            .await
-            .unwrap();
-        first.get_realtime_data_batch(&symbols).await;
-        first.flush().await.unwrap();
-        assert_eq!(first.cache_stats().persistent_entries, Some(100));
-    }
+    cache_on_disk(&mock, &clock, dir.path(), &symbols).await;
     assert_eq!(mock.requests().total, 1);
     clock.advance(20);
     let second = builder(&mock, clock.clone(), Some(dir.path()))
@@ -378,14 +386,7 @@ async fn a_burst_of_cold_callers_reads_the_persistent_tier_once() {
     let clock = ManualClock::trading();
     let dir = tempfile::tempdir().unwrap();
     let symbols = listed_symbols(100);
-    {
-        let first = builder(&mock, clock.clone(), Some(dir.path()))
-            .build()
-            .await
-            .unwrap();
-        first.get_realtime_data_batch(&symbols).await;
-        first.flush().await.unwrap();
-    }
+    cache_on_disk(&mock, &clock, dir.path(), &symbols).await;
     let second = builder(&mock, clock, Some(dir.path()))
         .build()
         .await

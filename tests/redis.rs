@@ -69,6 +69,18 @@ async fn relay_on(
     (db, base, streams)
 }
 
+/// A relay that polls for its streams every 20 ms, not once a TTL window: the tests' windows
+/// are the clock's jumps.
+fn polling_fast() -> RelayConfig {
+    RelayConfig {
+        stream: relay::StreamConfig {
+            poll_every: Some(Duration::from_millis(20)),
+            ..relay::StreamConfig::default()
+        },
+        ..RelayConfig::default()
+    }
+}
+
 async fn get(url: impl reqwest::IntoUrl) -> (u16, Value) {
     let r = reqwest::get(url).await.unwrap();
     let status = r.status().as_u16();
@@ -272,18 +284,7 @@ async fn an_error_answer_is_not_an_outage() {
     let store = RedisStore::open(&redis.url(), "test:", Duration::from_secs(600))
         .await
         .unwrap();
-    let out = std::process::Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port.to_string(),
-            "HSET",
-            "test:lease:sh600000",
-            "f",
-            "v",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    redis.cli(&["HSET", "test:lease:sh600000", "f", "v"]);
     let sh = Symbol::from_key("sh600000").unwrap();
     Coordinator::announce(&store, &[sh]).await;
     assert!(
@@ -303,13 +304,7 @@ async fn subscribers_of_three_relays_cost_one_request_a_window() {
     let redis = RedisServer::start(free_port());
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let clock = ManualClock::trading();
-    let config = RelayConfig {
-        stream: relay::StreamConfig {
-            poll_every: Some(Duration::from_millis(20)),
-            ..relay::StreamConfig::default()
-        },
-        ..RelayConfig::default()
-    };
+    let config = polling_fast();
     let mut relays = Vec::new();
     for _ in 0..3 {
         let timeout = Duration::from_secs(5);
@@ -374,13 +369,7 @@ async fn one_relay_polls_for_the_fleet_and_a_client_resumes_on_another() {
     let redis = RedisServer::start(free_port());
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let clock = ManualClock::trading();
-    let config = RelayConfig {
-        stream: relay::StreamConfig {
-            poll_every: Some(Duration::from_millis(20)),
-            ..relay::StreamConfig::default()
-        },
-        ..RelayConfig::default()
-    };
+    let config = polling_fast();
     let mut relays = Vec::new();
     for _ in 0..3 {
         let timeout = Duration::from_secs(5);
@@ -453,13 +442,7 @@ async fn one_relay_polls_for_the_fleet_and_a_client_resumes_on_another() {
     );
 
     // The polling relay stops: it gives the lease up at once, and another one polls.
-    let holder = || {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &redis.port.to_string(), "GET", "test:push:leader"])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let holder = || redis.cli(&["GET", "test:push:leader"]);
     let polling = holder();
     relays[leader].2.close();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -484,13 +467,7 @@ async fn every_relay_answers_what_the_fleet_pushed() {
     let redis = RedisServer::start(free_port());
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let clock = ManualClock::trading();
-    let config = RelayConfig {
-        stream: relay::StreamConfig {
-            poll_every: Some(Duration::from_millis(20)),
-            ..relay::StreamConfig::default()
-        },
-        ..RelayConfig::default()
-    };
+    let config = polling_fast();
     let mut relays = Vec::new();
     let mut streams = Vec::new();
     for _ in 0..2 {
@@ -541,13 +518,7 @@ async fn a_gap_in_the_fleets_events_is_caught_up() {
     let redis = RedisServer::start(free_port());
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     let clock = ManualClock::trading();
-    let config = RelayConfig {
-        stream: relay::StreamConfig {
-            poll_every: Some(Duration::from_millis(20)),
-            ..relay::StreamConfig::default()
-        },
-        ..RelayConfig::default()
-    };
+    let config = polling_fast();
     let (_db, base, _streams) = relay_on(
         &mock,
         &redis.url(),
@@ -563,16 +534,11 @@ async fn a_gap_in_the_fleets_events_is_caught_up() {
     clock.advance(31);
     let seen = watcher.take(2).await;
     let (before, last) = (seen[0].raw_id.clone(), seen[1].raw_id.clone().unwrap());
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &redis.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli (Debian package redis-tools, with redis-server)");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let epoch = cli(&["HGET", "test:push:seq", "epoch"]);
-    let seq: u64 = cli(&["HGET", "test:push:seq", "seq"]).parse().unwrap();
+    let epoch = redis.cli(&["HGET", "test:push:seq", "epoch"]);
+    let seq: u64 = redis
+        .cli(&["HGET", "test:push:seq", "seq"])
+        .parse()
+        .unwrap();
     assert_eq!(
         last,
         format!("{epoch}-{seq}"),
@@ -586,10 +552,10 @@ async fn a_gap_in_the_fleets_events_is_caught_up() {
     // Numbered as the fleet would have numbered it after nine lost events, and the fleet's
     // numbering goes on from there.
     let lost = (seq + 10).to_string();
-    assert_eq!(cli(&["HSET", "test:push:seq", "seq", &lost]), "0");
+    assert_eq!(redis.cli(&["HSET", "test:push:seq", "seq", &lost]), "0");
     let message = format!(r#"{{"epoch":{epoch},"first":{lost},"events":[{event}]}}"#);
     assert_eq!(
-        cli(&["PUBLISH", "test:push", &message]),
+        redis.cli(&["PUBLISH", "test:push", &message]),
         "1",
         "the relay listens"
     );

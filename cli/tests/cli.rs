@@ -613,14 +613,10 @@ async fn a_dead_polling_relay_is_replaced_within_its_lease() {
     }
     // The lease holder's name starts with its process id.
     let holder = || {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &redis.port.to_string(), "GET", "quantdb:push:leader"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        text.split('-')
+        let name = redis.cli(&["GET", "quantdb:push:leader"]);
+        name.split('-')
             .next()
-            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            .and_then(|pid| pid.parse::<u32>().ok())
     };
     let start = std::time::Instant::now();
     let polling = loop {
