@@ -111,25 +111,19 @@ fn parse_id(id: &str) -> Option<Id> {
     Some((epoch.parse().ok()?, seq.parse().ok()?))
 }
 
-/// A change to push: a symbol's new quote, or its new error.
-#[derive(Debug, Clone)]
-enum Payload {
-    Quote(Quote),
-    Error(SymbolError),
-}
-
+/// A change to push: a symbol's new quote, or its new error, and its JSON.
 #[derive(Debug, Clone)]
 struct Change {
     symbol: Symbol,
-    payload: Payload,
+    payload: BatchEntry,
     data: Arc<str>,
 }
 
 impl Change {
-    fn new(symbol: Symbol, payload: Payload) -> Change {
+    fn new(symbol: Symbol, payload: BatchEntry) -> Change {
         let data = match &payload {
-            Payload::Quote(q) => json(q),
-            Payload::Error(e) => json(e),
+            BatchEntry::Quote(q) => json(q),
+            BatchEntry::Error(e) => json(e),
         };
         Change {
             symbol,
@@ -140,8 +134,8 @@ impl Change {
 
     fn kind(&self) -> &'static str {
         match self.payload {
-            Payload::Quote(_) => "quote",
-            Payload::Error(_) => "error",
+            BatchEntry::Quote(_) => "quote",
+            BatchEntry::Error(_) => "error",
         }
     }
 
@@ -149,8 +143,8 @@ impl Change {
     fn from_bus(event: BusEvent) -> Option<Change> {
         let symbol = Symbol::from_key(&event.symbol)?;
         let payload = match event.kind.as_str() {
-            "quote" => Payload::Quote(serde_json::from_str(&event.data).ok()?),
-            "error" => Payload::Error(serde_json::from_str(&event.data).ok()?),
+            "quote" => BatchEntry::Quote(serde_json::from_str(&event.data).ok()?),
+            "error" => BatchEntry::Error(serde_json::from_str(&event.data).ok()?),
             _ => return None,
         };
         Some(Change {
@@ -190,14 +184,14 @@ impl Seen {
     }
 
     /// Records a change; `false` when it was known already.
-    fn record(&mut self, symbol: Symbol, payload: &Payload) -> bool {
+    fn record(&mut self, symbol: Symbol, payload: &BatchEntry) -> bool {
         match payload {
-            Payload::Quote(q) => {
+            BatchEntry::Quote(q) => {
                 let had_error = self.errors.remove(&symbol).is_some();
                 let before = self.quotes.insert(symbol, q.clone());
                 had_error || !before.is_some_and(|b| b.same_market_data(q))
             }
-            Payload::Error(e) => {
+            BatchEntry::Error(e) => {
                 self.errors.insert(symbol, e.code.clone()).as_ref() != Some(&e.code)
             }
         }
@@ -570,11 +564,7 @@ impl Hub {
         let mut changes = Vec::new();
         for (&symbol, entry) in symbols.iter().zip(entries) {
             if !seen.knows(symbol, &entry) {
-                let payload = match entry {
-                    BatchEntry::Quote(q) => Payload::Quote(q),
-                    BatchEntry::Error(e) => Payload::Error(e),
-                };
-                changes.push(Change::new(symbol, payload));
+                changes.push(Change::new(symbol, entry));
             }
         }
         changes
@@ -620,8 +610,8 @@ impl Hub {
             // what its streams were sent.
             let quotes: Vec<Quote> = (changes.iter())
                 .filter_map(|(_, c)| match &c.payload {
-                    Payload::Quote(q) => Some(q.clone()),
-                    Payload::Error(_) => None,
+                    BatchEntry::Quote(q) => Some(q.clone()),
+                    BatchEntry::Error(_) => None,
                 })
                 .collect();
             self.db.remember_in_memory(&quotes);
