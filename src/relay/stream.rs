@@ -208,6 +208,8 @@ struct Subscriber {
 struct State {
     next_subscriber: u64,
     subscribers: HashMap<u64, Subscriber>,
+    /// How many streams want each symbol (kept with `add` and `remove`).
+    wanted: HashMap<Symbol, usize>,
     /// The id of the last event sent (this relay's epoch and 0 before the first).
     last_id: Id,
     /// The last sequence number this relay gave (its own events, not the fleet's).
@@ -227,10 +229,33 @@ struct State {
 impl State {
     /// The symbols of every stream.
     fn symbols(&self) -> Vec<Symbol> {
-        let all: HashSet<Symbol> = (self.subscribers.values())
-            .flat_map(|s| s.symbols.iter().copied())
-            .collect();
-        all.into_iter().collect()
+        self.wanted.keys().copied().collect()
+    }
+
+    /// Adds a stream; `true` when it brings a symbol no other stream wants.
+    fn add(&mut self, id: u64, subscriber: Subscriber) -> bool {
+        let mut grew = false;
+        for s in &subscriber.symbols {
+            let streams = self.wanted.entry(*s).or_insert(0);
+            grew |= *streams == 0;
+            *streams += 1;
+        }
+        self.subscribers.insert(id, subscriber);
+        grew
+    }
+
+    /// Removes a stream.
+    fn remove(&mut self, id: u64) -> Option<Subscriber> {
+        let subscriber = self.subscribers.remove(&id)?;
+        for s in &subscriber.symbols {
+            if let Some(streams) = self.wanted.get_mut(s) {
+                *streams -= 1;
+                if *streams == 0 {
+                    self.wanted.remove(s);
+                }
+            }
+        }
+        Some(subscriber)
     }
 }
 
@@ -284,6 +309,7 @@ impl Hub {
             state: Mutex::new(State {
                 next_subscriber: 0,
                 subscribers: HashMap::new(),
+                wanted: HashMap::new(),
                 last_id: (epoch, 0),
                 local_seq: 0,
                 fleet_last: None,
@@ -353,9 +379,7 @@ impl Hub {
                     .map(|(_, item)| item.clone())
                     .collect()
             });
-            let known: HashSet<Symbol> = st.symbols().into_iter().collect();
-            let grew = !symbols.is_subset(&known);
-            st.subscribers.insert(
+            let grew = st.add(
                 id,
                 Subscriber {
                     symbols: symbols.clone(),
@@ -676,7 +700,7 @@ impl Hub {
                 }
             }
             for id in behind {
-                if let Some(mut sub) = st.subscribers.remove(&id) {
+                if let Some(mut sub) = st.remove(id) {
                     tracing::info!(
                         "a push subscriber fell {} events behind: disconnected",
                         self.config.stream_buffer
@@ -712,6 +736,53 @@ struct Unsubscribe {
 
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
-        self.hub.lock().subscribers.remove(&self.id);
+        self.hub.lock().remove(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriber(keys: &[&str]) -> Subscriber {
+        Subscriber {
+            symbols: keys.iter().map(|k| Symbol::from_key(k).unwrap()).collect(),
+            tx: mpsc::channel(1).0,
+            kill: None,
+        }
+    }
+
+    /// The symbols the poll asks for follow the streams that come and go.
+    #[test]
+    fn the_wanted_symbols_follow_the_streams() {
+        let mut st = State {
+            next_subscriber: 0,
+            subscribers: HashMap::new(),
+            wanted: HashMap::new(),
+            last_id: (1, 0),
+            local_seq: 0,
+            fleet_last: None,
+            recent: VecDeque::new(),
+            recent_after: (1, 0),
+            sent: Seen::default(),
+            fleet: Seen::default(),
+            polling: false,
+        };
+        let keys = |st: &State| {
+            let mut keys: Vec<String> = st.symbols().iter().map(Symbol::key).collect();
+            keys.sort();
+            keys
+        };
+        assert!(st.add(1, subscriber(&["sh600000", "sz000001"])));
+        assert!(!st.add(2, subscriber(&["sh600000"])), "nothing new");
+        assert!(st.add(3, subscriber(&["sh600000", "bj430017"])));
+        assert_eq!(keys(&st), ["bj430017", "sh600000", "sz000001"]);
+        assert!(st.remove(1).is_some());
+        assert_eq!(keys(&st), ["bj430017", "sh600000"]);
+        assert!(st.remove(1).is_none(), "removed once");
+        st.remove(3);
+        assert_eq!(keys(&st), ["sh600000"]);
+        st.remove(2);
+        assert!(st.symbols().is_empty());
     }
 }
